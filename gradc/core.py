@@ -1,0 +1,192 @@
+"""Tracing: symbolic tensors (Tracer), the stack of active traces, and `bind`, the one place where a
+primitive is applied — recorded into a graph when tracing, computed at once otherwise."""
+import contextlib
+
+import numpy as np
+
+from . import dtypes
+from .errors import ConcretizationError, user_location
+from .ir import Node
+from .methods import ArrayMethods
+
+_trace_stack = []
+_origin = [None]      # (loc, phase) that replayed or derivative nodes inherit instead of the caller's
+
+
+class Trace:
+    """A graph under construction. Values from enclosing traces that it uses become captured inputs."""
+
+    def __init__(self):
+        self.level = len(_trace_stack)
+        self.inputs = []
+        self.captured = []          # outer values, one per captured input node (after self.inputs)
+        self.capture_nodes = []
+        self._captured_ids = {}
+        self._const_ids = {}
+        self.active = False
+
+    def __enter__(self):
+        _trace_stack.append(self)
+        self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        _trace_stack.pop()
+        self.active = False
+
+    def new_input(self, shape, dtype, weak=False, name=None):
+        node = Node(PRIM.input, (), {"index": len(self.inputs)}, shape, dtype, loc="arg", name=name)
+        self.inputs.append(node)
+        return Tracer(node, self, weak)
+
+    def capture(self, outer):
+        """An input node standing for a tracer of an enclosing trace."""
+        key = id(outer)
+        if key not in self._captured_ids:
+            node = Node(PRIM.input, (), {"index": -1}, outer.shape, outer.dtype, loc="captured",
+                        name="captured")
+            self._captured_ids[key] = node
+            self.captured.append(outer)
+            self.capture_nodes.append(node)
+        return self._captured_ids[key]
+
+    def const(self, value):
+        """A constant node for an array the function captured or created (kept as data)."""
+        key = id(value)
+        if key in self._const_ids and self._const_ids[key][0] is value:
+            return self._const_ids[key][1]
+        array = np.array(value, dtype=dtypes.canonical(np.asarray(value).dtype))  # snapshot copy
+        node = Node(PRIM.const, (), {"value": array}, array.shape, array.dtype, loc=_loc(), phase=_phase())
+        self._const_ids[key] = (value, node)
+        return node
+
+    def node_of(self, value):
+        """The node in this trace that stands for value (a tracer of this or an outer trace, or data)."""
+        if isinstance(value, Tracer):
+            if value.trace is self:
+                return value.node
+            return self.capture(value)
+        return self.const(value)
+
+    def all_inputs(self):
+        return self.inputs + self.capture_nodes
+
+
+class Tracer(ArrayMethods):
+    """A symbolic tensor: a node of the graph being traced. Supports the NumPy-like operators."""
+    __slots__ = ("node", "trace", "weak")
+    __array_priority__ = 1000
+
+    def __init__(self, node, trace, weak=False):
+        self.node = node
+        self.trace = trace
+        self.weak = weak
+
+    shape = property(lambda self: self.node.shape)
+    dtype = property(lambda self: self.node.dtype)
+    ndim = property(lambda self: len(self.node.shape))
+    size = property(lambda self: self.node.size)
+
+    def _concrete(self, what):
+        raise ConcretizationError(
+            f"{what} of a traced value at {user_location()}: inside gc.jit and the gradient "
+            "transforms values are symbolic, so Python control flow cannot depend on them. "
+            "Use gc.where(cond, a, b) for a data-dependent choice, or pass the value as a static "
+            "argument (static_argnums).")
+
+    def __bool__(self):
+        self._concrete("bool()")
+
+    def __int__(self):
+        self._concrete("int()")
+
+    def __float__(self):
+        self._concrete("float()")
+
+    def __index__(self):
+        self._concrete("use as an index or int")
+
+    def __array__(self, dtype=None, copy=None):
+        self._concrete("conversion to a NumPy array")
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        return f"Tracer<{self.node.type_str}>"
+
+    def __hash__(self):
+        return id(self)
+
+
+class _PrimitiveNames:
+    """Late access to primitives by attribute (core is imported before the table is built)."""
+
+    def __getattr__(self, name):
+        from .primitives import PRIMITIVES
+        return PRIMITIVES[name]
+
+
+PRIM = _PrimitiveNames()
+
+
+def _loc():
+    origin = _origin[0]
+    return origin[0] if origin is not None else user_location()
+
+
+def _phase():
+    origin = _origin[0]
+    return origin[1] if origin is not None else "fwd"
+
+
+@contextlib.contextmanager
+def origin(loc, phase):
+    """Nodes created inside inherit this location and phase (used when replaying or differentiating)."""
+    saved = _origin[0]
+    _origin[0] = (loc, phase)
+    try:
+        yield
+    finally:
+        _origin[0] = saved
+
+
+def top_trace(args):
+    """The innermost trace among the tracers in args, or None."""
+    best = None
+    for a in args:
+        if isinstance(a, Tracer):
+            if not a.trace.active:
+                raise ConcretizationError(
+                    f"a traced value escaped its transform and was used at {user_location()}: "
+                    "values traced inside gc.jit / gc.grad cannot be kept and used outside them.")
+            if best is None or a.trace.level > best.level:
+                best = a.trace
+    return best
+
+
+def bind(prim, *args, **params):
+    """Applies a primitive: records a node when any argument is traced, computes with NumPy otherwise
+    (on gc.Tensor arguments it also records the operation for backward())."""
+    trace = top_trace(args)
+    if trace is not None:
+        nodes = [trace.node_of(a) for a in args]
+        shape, dtype = prim.shape_rule(*[(n.shape, n.dtype) for n in nodes], **params)
+        node = Node(prim, nodes, params, shape, dtype, loc=_loc(), phase=_phase())
+        return Tracer(node, trace)
+    from .eager import Tensor, apply_eager
+    if any(isinstance(a, Tensor) for a in args):
+        return apply_eager(prim, args, params)
+    return compute(prim, args, params)
+
+
+def compute(prim, values, params):
+    """A primitive on NumPy arrays, with the dtype its shape rule promises."""
+    shape, dtype = prim.shape_rule(*[(np.shape(v), v.dtype) for v in values], **params)
+    out = np.asarray(prim.impl(*values, **params))
+    return out if out.dtype == dtype else out.astype(dtype)

@@ -1,0 +1,53 @@
+"""The interpreted engine (backend="numpy"): runs a graph node by node with the primitives' NumPy
+implementations. It is the reference the C backend is tested against."""
+import numpy as np
+
+from . import core
+
+
+def last_uses(graph):
+    """Maps node id -> index in the schedule of its last consumer (outputs live to the end)."""
+    last = {}
+    for i, node in enumerate(graph.nodes):
+        for inp in node.inputs:
+            last[inp.id] = i
+    for out in graph.outputs:
+        last[out.id] = len(graph.nodes)
+    return last
+
+
+def run(graph, inputs):
+    """Evaluates graph on NumPy input arrays; returns fresh output arrays."""
+    env = {}
+    last = last_uses(graph)
+    for node, value in zip(graph.inputs, inputs):
+        env[node.id] = value
+    for i, node in enumerate(graph.nodes):
+        if node.prim.name == "input":
+            continue
+        if node.prim.name == "const":
+            env[node.id] = node.params["value"]
+            continue
+        args = [env[inp.id] for inp in node.inputs]
+        out = np.asarray(node.prim.impl(*args, **node.params))
+        env[node.id] = out if out.dtype == node.dtype else out.astype(node.dtype)
+        for inp in node.inputs:   # free values nobody needs any more
+            if last.get(inp.id) == i:
+                env.pop(inp.id, None)
+    # Fresh, contiguous outputs: never an input, a constant or a view of one.
+    return [np.array(env[out.id], copy=True, order="C") for out in graph.outputs]
+
+
+def replay(graph, inputs):
+    """Re-applies graph's nodes through core.bind: records them into the enclosing trace (inside
+    gc.jit or another transform) or onto the eager tape (gc.Tensor inputs)."""
+    env = {node.id: value for node, value in zip(graph.inputs, inputs)}
+    for node in graph.nodes:
+        if node.prim.name == "input":
+            continue
+        if node.prim.name == "const":
+            env[node.id] = node.params["value"]
+            continue
+        with core.origin(node.loc, node.phase):
+            env[node.id] = core.bind(node.prim, *[env[i.id] for i in node.inputs], **node.params)
+    return [env[out.id] for out in graph.outputs]

@@ -1,0 +1,152 @@
+"""The graph IR: nodes of primitives, graphs, topological schedules, and their text and DOT forms."""
+import itertools
+
+import numpy as np
+
+from .dtypes import short_name
+
+_ids = itertools.count()
+
+
+class Node:
+    """One value of a graph: a primitive applied to input nodes, with its static shape and dtype.
+
+    `phase` is "fwd" for values of the traced function and "rev" for values the reverse-mode
+    transform adds; `loc` is the user's file:line that created it (for errors and the C comments).
+    """
+    __slots__ = ("id", "prim", "inputs", "params", "shape", "dtype", "loc", "phase", "name")
+
+    def __init__(self, prim, inputs, params, shape, dtype, loc="?", phase="fwd", name=None):
+        self.id = next(_ids)
+        self.prim = prim
+        self.inputs = tuple(inputs)
+        self.params = params
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.loc = loc
+        self.phase = phase
+        self.name = name
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self):
+        return self.size * self.dtype.itemsize
+
+    @property
+    def type_str(self):
+        return f"{short_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+    def __repr__(self):
+        return f"Node({self.prim.name}#{self.id}:{self.type_str})"
+
+
+def toposort(outputs):
+    """Nodes reachable from `outputs`, each after its inputs. Iterative: deep graphs are fine."""
+    order, done = [], set()
+    stack = [(node, False) for node in reversed(outputs)]
+    while stack:
+        node, expanded = stack.pop()
+        if node.id in done:
+            continue
+        if expanded:
+            done.add(node.id)
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for inp in reversed(node.inputs):
+            if inp.id not in done:
+                stack.append((inp, False))
+    return order
+
+
+class Graph:
+    """A function as a DAG: input nodes (in argument order), output nodes, and the schedule between."""
+
+    def __init__(self, inputs, outputs):
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.nodes = toposort(self.outputs + self.inputs)
+        # Inputs first, in argument order, even when unused; then the rest in dependency order.
+        input_ids = {n.id for n in self.inputs}
+        self.nodes = self.inputs + [n for n in self.nodes if n.id not in input_ids]
+
+    def users(self):
+        """Maps node id -> list of nodes that consume it."""
+        users = {n.id: [] for n in self.nodes}
+        for node in self.nodes:
+            for inp in node.inputs:
+                users[inp.id].append(node)
+        return users
+
+    def _names(self):
+        names = {}
+        for i, node in enumerate(self.nodes):
+            names[node.id] = _letters(i)
+        return names
+
+    def as_text(self):
+        """One node a line in schedule order, jaxpr-like: `c:f32[3] = mul a b   # model.py:14`."""
+        names = self._names()
+        lines = ["{ lambda " + " ".join(f"{names[n.id]}:{n.type_str}" for n in self.inputs) + ". let"]
+        phase = "fwd"
+        for node in self.nodes:
+            if node.prim.name == "input":
+                continue
+            if node.phase != phase:
+                phase = node.phase
+                lines.append("    # ---- reverse pass ----" if phase == "rev" else "    # ----")
+            rhs = node.prim.name + _format_params(node)
+            args = " ".join(names[i.id] for i in node.inputs)
+            stmt = f"    {names[node.id]}:{node.type_str} = {rhs}{' ' + args if args else ''}"
+            lines.append(f"{stmt:<56} # {node.loc}")
+        lines.append("  in (" + ", ".join(names[n.id] for n in self.outputs) + ") }")
+        return "\n".join(lines)
+
+    def to_dot(self, title="gradc"):
+        """Graphviz DOT: op, shape and dtype per node; the reverse pass drawn in its own colour."""
+        names = self._names()
+        out = [f'digraph "{title}" {{', '  rankdir=LR;',
+               '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
+        output_ids = {n.id: i for i, n in enumerate(self.outputs)}
+        for node in self.nodes:
+            label = f"{names[node.id]} = {node.prim.name}{_format_params(node)}\\n{node.type_str}"
+            if node.name:
+                label = f"{node.name}\\n{node.type_str}"
+            colour = {"input": "#cfe2ff", "const": "#eeeeee"}.get(node.prim.name)
+            colour = colour or ("#ffd8b1" if node.phase == "rev" else "#d1f0d1")
+            shape = ', shape=ellipse' if node.prim.name in ("input", "const") else ""
+            out.append(f'  n{node.id} [label="{label}", fillcolor="{colour}"{shape}];')
+            for inp in node.inputs:
+                style = ' [color="#d2691e"]' if node.phase == "rev" else ""
+                out.append(f"  n{inp.id} -> n{node.id}{style};")
+        for node_id, i in output_ids.items():
+            out.append(f'  out{i} [label="out{i}", shape=plaintext];')
+            out.append(f"  n{node_id} -> out{i};")
+        out.append("}")
+        return "\n".join(out)
+
+    def __repr__(self):
+        return self.as_text()
+
+
+def _letters(i):
+    """0 -> a, 25 -> z, 26 -> ba ... (jaxpr's naming)."""
+    chars = ""
+    while True:
+        chars = chr(ord("a") + i % 26) + chars
+        i //= 26
+        if i == 0:
+            return chars
+
+
+def _format_params(node):
+    shown = {k: v for k, v in node.params.items() if k not in ("index",)}
+    if node.prim.name == "const":
+        value = node.params["value"]
+        return f"[{value.item()!r}]" if value.size == 1 else f"[array {value.shape}]"
+    if not shown:
+        return ""
+    return "[" + ", ".join(f"{k}={v}" for k, v in shown.items()) + "]"

@@ -1,0 +1,241 @@
+"""gc.jit: trace once per signature, simplify, hand the graph to a backend, cache the result.
+Also Lowered / Compiled (API.md section 1) and the argument checks of the call path."""
+import functools
+import inspect
+import numbers
+
+import numpy as np
+
+from . import backends, core, dtypes, ops
+from .dtypes import Spec
+from .ir import Graph
+from .simplify import simplify
+from .transforms import lift
+from .tree import TreeDef, tree_flatten, tree_unflatten
+
+
+def leaf_names(prefix, treedef):
+    """Readable names of a pytree's leaves: W, params['w1'], xs[0]."""
+    if treedef.kind == "leaf":
+        return [prefix]
+    if treedef.kind == "none":
+        return []
+    keys = treedef.keys if treedef.kind == "dict" else range(len(treedef.children))
+    names = []
+    for key, child in zip(keys, treedef.children):
+        names += leaf_names(f"{prefix}[{key!r}]", child)
+    return names
+
+
+def _signature_of(leaf):
+    """(shape, dtype, weak) of a call argument leaf, as a cache key part."""
+    if isinstance(leaf, Spec):
+        return leaf.shape, leaf.dtype, False
+    if ops._is_python_scalar(leaf):
+        return (), ops._dtype_of(leaf), True
+    array = ops.asarray(leaf)
+    return array.shape, array.dtype, False
+
+
+class Lowered:
+    """One traced and simplified signature of a jitted function, before compilation."""
+
+    def __init__(self, fn, graph, in_tree, out_tree, in_names, backend, traced_graph):
+        self.fn = fn
+        self.graph = graph                  # the simplified graph that runs
+        self.traced_graph = traced_graph    # as traced, before simplification
+        self.in_tree = in_tree
+        self.out_tree = out_tree
+        self.in_names = in_names
+        self.out_names = [f"out{i}" for i in range(len(graph.outputs))]
+        self.backend = backend
+        self._compiled = None
+
+    @property
+    def in_specs(self):
+        return [Spec(n.shape, n.dtype) for n in self.graph.inputs]
+
+    def as_text(self):
+        """The graph, one node a line in schedule order (forward, then reverse nodes)."""
+        return self.graph.as_text()
+
+    def to_dot(self):
+        return self.graph.to_dot(getattr(self.fn, "__name__", "gradc"))
+
+    @property
+    def c_source(self):
+        """The generated C for this signature."""
+        return backends.get("c").generate(self).source
+
+    def compile(self):
+        """A Compiled callable fixed to this signature."""
+        if self._compiled is None:
+            self._compiled = Compiled(self, backends.get(self.backend).compile(self))
+        return self._compiled
+
+
+class Compiled:
+    """A compiled signature. Calls are checked against it: another shape or dtype is a ValueError
+    naming the parameter (Python scalars and lists are converted first)."""
+
+    def __init__(self, lowered, executable):
+        self.lowered = lowered
+        self.executable = executable
+        self._specs = [(n.shape, n.dtype) for n in lowered.graph.inputs]
+
+    @property
+    def stats(self):
+        return self.executable.stats
+
+    def __call__(self, *args, **kwargs):
+        leaves = flatten_args(self.lowered, args, kwargs)
+        return self.call_leaves(check_leaves(leaves, self._specs, self.lowered.in_names))
+
+    def call_leaves(self, leaves):
+        outs = self.executable(leaves)
+        return tree_unflatten(self.lowered.out_tree, outs)
+
+
+def flatten_args(lowered, args, kwargs):
+    """Leaves of (args, kwargs) following the lowered structure: a list where an array is expected
+    becomes an array; a different structure is a TypeError."""
+    expected = lowered.in_tree
+    leaves = []
+    stack = [(expected, (tuple(args), dict(kwargs)), "arguments")]
+    while stack:
+        td, value, where = stack.pop()
+        if td.kind == "leaf":
+            leaves.append((where, value))
+            continue
+        if td.kind == "none":
+            continue
+        if td.kind == "dict":
+            if not isinstance(value, dict) or sorted(value) != list(td.keys):
+                raise TypeError(f"{where}: expected a dict with keys {list(td.keys)}, got "
+                                f"{type(value).__name__}")
+            children = [value[k] for k in td.keys]
+        else:
+            if not isinstance(value, (tuple, list)) or len(value) != len(td.children):
+                raise TypeError(f"{where}: expected a {td.kind} of {len(td.children)} items, got "
+                                f"{type(value).__name__}"
+                                + (f" of {len(value)}" if isinstance(value, (tuple, list)) else ""))
+            children = value
+        for i, (child_td, child) in reversed(list(enumerate(zip(td.children, children)))):
+            stack.append((child_td, child, f"{where}[{i}]"))
+    return [v for _, v in leaves]
+
+
+def check_leaves(leaves, specs, names):
+    """Arrays matching specs exactly (shape and dtype), else ValueError naming the parameter."""
+    out = []
+    for value, (shape, dtype), name in zip(leaves, specs, names):
+        array = np.asarray(value, dtype=dtype) if isinstance(value, (numbers.Number, list)) else value
+        if not isinstance(array, np.ndarray):
+            array = np.asarray(array)
+        if array.shape != shape or array.dtype != dtype:
+            raise ValueError(f"argument {name}: expected {dtypes.short_name(dtype)}"
+                             f"[{','.join(map(str, shape))}], got {dtypes.short_name(array.dtype)}"
+                             f"[{','.join(map(str, array.shape))}]")
+        out.append(array)
+    return out
+
+
+class Jitted:
+    """The callable gc.jit returns. Retraces on a new signature; otherwise reuses the compiled code."""
+
+    def __init__(self, fn, static_argnums=(), backend="c"):
+        self.fn = fn
+        self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
+                               else tuple(static_argnums))
+        self.backend = backend
+        backends.get(backend)     # unknown backend: fail now, not at the first call
+        try:
+            self._signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self._signature = None
+        self._cache = {}
+        functools.update_wrapper(self, fn)
+
+    def _bind(self, args, kwargs):
+        if self._signature is None:
+            return tuple(args), dict(kwargs)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{getattr(self.fn, '__name__', 'function')}(): {e}") from None
+        bound.apply_defaults()
+        return bound.args, bound.kwargs
+
+    def _split(self, args, kwargs):
+        """(dynamic leaves, their tree, static values) for a call."""
+        nargs = len(args)
+        static = tuple(n % nargs for n in self.static_argnums if -nargs <= n < nargs)
+        dynamic = tuple(a for i, a in enumerate(args) if i not in static)
+        statics = tuple((i, args[i]) for i in static)
+        leaves, tree = tree_flatten((dynamic, kwargs))
+        return leaves, tree, statics
+
+    def _names(self, args, tree):
+        params = list(self._signature.parameters) if self._signature else []
+        nargs_dyn = len(tree.children[0].children)
+        static = {n % max(len(args), 1) for n in self.static_argnums}
+        arg_names = [p for i, p in enumerate(params[:len(args)]) if i not in static]
+        arg_names += [f"arg{i}" for i in range(len(arg_names), nargs_dyn)]
+        names = []
+        for name, child in zip(arg_names, tree.children[0].children):
+            names += leaf_names(name, child)
+        kw_td = tree.children[1]
+        for key, child in zip(kw_td.keys, kw_td.children):
+            names += leaf_names(key, child)
+        return names
+
+    def lower(self, *args, **kwargs):
+        """Traces for the signature of args (arrays or gc.Spec) without running."""
+        args, kwargs = self._bind(args, kwargs)
+        leaves, tree, statics = self._split(args, kwargs)
+        return self._lower(args, leaves, tree, statics)
+
+    def _lower(self, args, leaves, tree, statics):
+        sigs = [_signature_of(leaf) for leaf in leaves]
+        names = self._names(args, tree)
+        with core.Trace() as trace:
+            inputs = [trace.new_input(shape, dtype, weak, name=name)
+                      for (shape, dtype, weak), name in zip(sigs, names)]
+            dynamic, kwargs = tree_unflatten(tree, inputs)
+            full = list(dynamic)
+            for i, value in statics:
+                full.insert(i, value)
+            out = self.fn(*full, **kwargs)
+            out_leaves, out_tree = tree_flatten(out)
+            outs = [lift(trace, o) for o in out_leaves]
+        traced = Graph(trace.inputs, [o.node for o in outs])
+        graph = simplify(traced)
+        return Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
+
+    def __call__(self, *args, **kwargs):
+        args, kwargs = self._bind(args, kwargs)
+        leaves, tree, statics = self._split(args, kwargs)
+        if any(isinstance(leaf, core.Tracer) or type(leaf).__name__ == "Tensor" for leaf in leaves):
+            return self.fn(*args, **kwargs)     # inside another transform: trace through
+        key = (tree, statics, tuple(_signature_of(leaf) for leaf in leaves))
+        try:
+            compiled = self._cache.get(key)
+        except TypeError:
+            raise TypeError(f"{getattr(self.fn, '__name__', 'function')}: static arguments must be "
+                            f"hashable, got {[type(v).__name__ for _, v in statics]}") from None
+        if compiled is None:
+            compiled = self._lower(args, leaves, tree, statics).compile()
+            self._cache[key] = compiled
+        arrays = [np.asarray(leaf, dtype=spec[1]) for leaf, spec in zip(leaves, compiled._specs)]
+        return compiled.call_leaves(arrays)
+
+
+def jit(fn=None, *, static_argnums=(), backend="c"):
+    """Compiles fn: traced once per signature (shapes, dtypes, structure, static values).
+
+    >>> f = gc.jit(lambda x: gc.sum(x * x)); f(np.arange(3.0))
+    array(5.)
+    """
+    if fn is None:
+        return functools.partial(jit, static_argnums=static_argnums, backend=backend)
+    return Jitted(fn, static_argnums, backend)

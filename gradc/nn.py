@@ -1,0 +1,75 @@
+"""gc.nn: the lectures' losses and activations, composed from gradc's operations."""
+import numpy as np
+
+from . import ops
+from .errors import ShapeError, user_location
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along axis, shifted by the maximum for stability."""
+    x = ops._float(x)
+    shifted = ops.subtract(x, ops.stop_gradient(ops.max(x, axis, keepdims=True)))
+    e = ops.exp(shifted)
+    return ops.divide(e, ops.sum(e, axis, keepdims=True))
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x): finite for logits of magnitude 1e3."""
+    x = ops._float(x)
+    return ops.subtract(x, ops.logsumexp(x, axis, keepdims=True))
+
+
+def cross_entropy(logits, labels, reduction="mean"):
+    """Mean over the batch of -log softmax(logits)[label]. Labels outside [0, C) raise IndexError.
+
+    >>> gc.nn.cross_entropy(np.zeros((2, 4)), np.array([0, 3]))   # log(4)
+    array(1.38629436)
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    logits = ops._float(logits)
+    if logits.ndim not in (1, 2):
+        raise ShapeError(f"cross_entropy: logits must be (batch, classes) or (classes,), got "
+                         f"{logits.shape} (at {user_location()})")
+    losses = ops.negative(ops.take_along_rows(log_softmax(logits, -1), labels, "cross_entropy"))
+    return _reduce(losses, reduction)
+
+
+def _reduce(losses, reduction):
+    if reduction == "mean":
+        return ops.mean(losses)
+    return ops.sum(losses) if reduction == "sum" else losses
+
+
+def mse(pred, target):
+    """Mean squared error over all elements (PyTorch's default)."""
+    return ops.mean(ops.square(ops.subtract(pred, target)))
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    """Mean over all elements of softplus(x) - x*t, the stable form of -t log s(x) - (1-t) log(1-s(x))."""
+    logits = ops._float(logits)
+    return ops.mean(ops.subtract(ops.softplus(logits), ops.multiply(logits, targets)))
+
+
+def multiclass_hinge(scores, labels, margin=1.0):
+    """The SVM loss: mean over the batch of sum_{j != y} max(0, s_j - s_y + margin); gradient 0 at the
+    kink. Labels outside [0, C) raise IndexError."""
+    scores = ops._float(scores)
+    if scores.ndim != 2:
+        raise ShapeError(f"multiclass_hinge: scores must be (batch, classes), got {scores.shape} "
+                         f"(at {user_location()})")
+    correct = ops.take_along_rows(scores, labels, "multiclass_hinge")
+    margins = ops.relu(ops.add(ops.subtract(scores, ops.reshape(correct, (-1, 1))), margin))
+    classes = np.arange(scores.shape[1])
+    is_label = ops.equal(ops.reshape(ops.asarray(labels), (-1, 1)), classes)
+    return ops.mean(ops.sum(ops.where(is_label, 0, margins), axis=1))
+
+
+def one_hot(labels, n, dtype=np.float32):
+    """one_hot(labels, n)[..., j] = (labels == j). Labels outside [0, n) raise IndexError."""
+    labels = ops.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
+    eye = np.eye(n, dtype=dtype)
+    return ops.bind(ops.P.gather, eye, labels, wrap=False)

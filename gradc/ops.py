@@ -1,0 +1,542 @@
+"""gradc's operations (API.md section 3): NumPy semantics — promotion, broadcasting, axes — on top of
+the primitives. Each works on NumPy arrays (computed at once), gc.Tensor (eager, recorded for
+backward) and traced values (recorded into the graph), because all of them end in `core.bind`."""
+import builtins
+import numbers
+
+import numpy as np
+
+from . import core, dtypes
+from . import primitives as P
+from .errors import ShapeError, user_location
+
+
+def bind(prim, *args, **params):
+    return core.bind(prim, *args, **params)
+
+
+# ---- conversion, promotion, broadcasting ---------------------------------------------------------
+
+def _is_array_like(x):
+    return isinstance(x, (np.ndarray, core.Tracer)) or type(x).__name__ == "Tensor"
+
+
+def _is_python_scalar(x):
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def asarray(x):
+    """Tracers and tensors as they are; NumPy scalars, lists and Python scalars as NumPy arrays."""
+    if _is_array_like(x):
+        if isinstance(x, np.ndarray) and x.dtype not in dtypes.SUPPORTED:
+            return x.astype(dtypes.canonical(x.dtype))
+        return x
+    array = np.asarray(x)
+    if array.dtype == object:
+        raise TypeError(f"gradc cannot use a value of type {type(x).__name__} as an array")
+    return array.astype(dtypes.canonical(array.dtype), copy=False)
+
+
+def _weak(x):
+    return _is_python_scalar(x) or (isinstance(x, core.Tracer) and x.weak)
+
+
+def _dtype_of(x):
+    if _is_python_scalar(x):
+        return np.result_type(type(x)) if not isinstance(x, bool) else dtypes.bool_
+    return asarray(x).dtype
+
+
+def _promote(*xs):
+    """Converts operands to their common dtype (NEP 50: Python scalars are weakly typed)."""
+    target = dtypes.promote([(_dtype_of(x), _weak(x)) for x in xs])
+    out = []
+    for x in xs:
+        if _is_python_scalar(x):
+            out.append(np.asarray(x, dtype=target))
+        else:
+            x = asarray(x)
+            out.append(x if x.dtype == target else bind(P.cast, x, dtype=target))
+    return out
+
+
+def broadcast_shapes(op, *shapes):
+    ndim = builtins.max(len(s) for s in shapes)
+    result = []
+    for i in range(ndim):
+        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
+        if len(dims) > 1:
+            raise ShapeError(f"{op}: shapes {', '.join(str(tuple(s)) for s in shapes)} cannot be "
+                             f"broadcast together (at {user_location()})")
+        result.append(dims.pop() if dims else 1)
+    return tuple(result)
+
+
+def broadcast_to(x, shape):
+    x = asarray(x)
+    shape = tuple(int(s) for s in shape)
+    return x if x.shape == shape else bind(P.broadcast_to, x, shape=shape)
+
+
+def _elementwise(prim, *xs):
+    weak = builtins.all(_weak(x) for x in xs)
+    xs = _promote(*xs)
+    shape = broadcast_shapes(prim.name, *[x.shape for x in xs])
+    out = bind(prim, *[broadcast_to(x, shape) for x in xs])
+    if weak and isinstance(out, core.Tracer):
+        out.weak = True
+    return out
+
+
+def _float(x):
+    """x promoted to a floating dtype (ints and bools become float64, as in NumPy)."""
+    x = asarray(x) if not _is_python_scalar(x) else np.asarray(float(x))
+    return x if dtypes.is_float(x.dtype) else bind(P.cast, x, dtype=dtypes.float64)
+
+
+def _unary_float(prim):
+    def op(x):
+        return bind(prim, _float(x))
+    op.__name__ = prim.name
+    op.__doc__ = f"Elementwise {prim.name}, as numpy's."
+    return op
+
+
+# ---- elementwise ---------------------------------------------------------------------------------
+
+def add(x, y):
+    """x + y with broadcasting. gc.add(np.ones(3), 2.0) -> array([3., 3., 3.])"""
+    return _elementwise(P.add, x, y)
+
+
+def subtract(x, y):
+    return _elementwise(P.sub, x, y)
+
+
+def multiply(x, y):
+    return _elementwise(P.mul, x, y)
+
+
+def divide(x, y):
+    x, y = _promote(x, y)
+    if not dtypes.is_float(x.dtype):
+        x, y = _float(x), _float(y)
+    return _elementwise(P.div, x, y)
+
+
+def power(x, y):
+    return _elementwise(P.pow, x, y)
+
+
+def negative(x):
+    return bind(P.neg, asarray(x))
+
+
+def square(x):
+    x = asarray(x)
+    return multiply(x, x)
+
+
+exp = _unary_float(P.exp)
+log = _unary_float(P.log)
+log1p = _unary_float(P.log1p)
+expm1 = _unary_float(P.expm1)
+sqrt = _unary_float(P.sqrt)
+sin = _unary_float(P.sin)
+cos = _unary_float(P.cos)
+tanh = _unary_float(P.tanh)
+sigmoid = _unary_float(P.sigmoid)
+softplus = _unary_float(P.softplus)
+
+
+def abs(x):
+    return bind(P.abs, asarray(x))
+
+
+def sign(x):
+    return bind(P.sign, asarray(x))
+
+
+def relu(x):
+    """max(x, 0) with relu'(0) = 0, as PyTorch."""
+    return where(greater(x, 0), x, 0)
+
+
+def maximum(x, y):
+    return _elementwise(P.maximum, x, y)
+
+
+def minimum(x, y):
+    return _elementwise(P.minimum, x, y)
+
+
+def where(condition, x, y):
+    """x where condition holds, else y (broadcasting all three); the gradient flows to the chosen one."""
+    condition = asarray(condition)
+    if condition.dtype != dtypes.bool_:
+        condition = not_equal(condition, 0)
+    weak = _weak(x) and _weak(y)
+    x, y = _promote(x, y)
+    shape = broadcast_shapes("where", condition.shape, x.shape, y.shape)
+    out = bind(P.where, broadcast_to(condition, shape), broadcast_to(x, shape), broadcast_to(y, shape))
+    if weak and isinstance(out, core.Tracer):
+        out.weak = True
+    return out
+
+
+def clip(x, lo=None, hi=None):
+    """Limits x to [lo, hi]; the gradient passes where lo <= x <= hi."""
+    if lo is not None:
+        x = where(less(x, lo), lo, x)
+    if hi is not None:
+        x = where(greater(x, hi), hi, x)
+    return x
+
+
+def stop_gradient(x):
+    """The value of x, with no gradient flowing through it."""
+    return bind(P.stop_gradient, asarray(x))
+
+
+def astype(x, dtype):
+    x = asarray(x)
+    dtype = dtypes.canonical(dtype)
+    return x if x.dtype == dtype else bind(P.cast, x, dtype=dtype)
+
+
+def _comparison(prim):
+    def op(x, y):
+        return _elementwise(prim, x, y)
+    op.__name__ = prim.name
+    return op
+
+
+equal = _comparison(P.equal)
+not_equal = _comparison(P.not_equal)
+less = _comparison(P.less)
+less_equal = _comparison(P.less_equal)
+greater = _comparison(P.greater)
+greater_equal = _comparison(P.greater_equal)
+
+
+def logical_and(x, y):
+    return _elementwise(P.logical_and, astype(x, bool), astype(y, bool))
+
+
+def logical_or(x, y):
+    return _elementwise(P.logical_or, astype(x, bool), astype(y, bool))
+
+
+def logical_not(x):
+    return bind(P.logical_not, astype(x, bool))
+
+
+def zeros_like(x, dtype=None):
+    x = asarray(x)
+    return broadcast_to(np.zeros((), dtype or x.dtype), x.shape)
+
+
+def ones_like(x, dtype=None):
+    x = asarray(x)
+    return broadcast_to(np.ones((), dtype or x.dtype), x.shape)
+
+
+# ---- reductions ----------------------------------------------------------------------------------
+
+def normalize_axes(op, axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ShapeError(f"{op}: axis {a} is out of range for {ndim}-d input (at {user_location()})")
+        out.append(a % builtins.max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: repeated axis in {axis} (at {user_location()})")
+    return tuple(sorted(out))
+
+
+def _keep(x, reduced, axes, keepdims):
+    if not keepdims:
+        return reduced
+    return reshape(reduced, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+
+
+def sum_axes(x, axes):
+    """Sum over a normalised tuple of axes (used by derivative rules)."""
+    return bind(P.sum, x, axes=tuple(axes)) if axes else x
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over axis (None: all), as numpy.sum; bools and ints sum as int64."""
+    x = asarray(x)
+    if x.dtype == dtypes.bool_ or (x.dtype == dtypes.int32):
+        x = astype(x, dtypes.int64)
+    axes = normalize_axes("sum", axis, x.ndim)
+    return _keep(x, sum_axes(x, axes), axes, keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    x = _float(x)
+    axes = normalize_axes("mean", axis, x.ndim)
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    return divide(sum(x, axis, keepdims), count)
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over axis; the gradient is split equally among tied maxima."""
+    x = asarray(x)
+    axes = normalize_axes("max", axis, x.ndim)
+    if builtins.any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"max: zero-size reduction over shape {x.shape} (at {user_location()})")
+    return _keep(x, bind(P.max, x, axes=axes) if axes else x, axes, keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    return negative(max(negative(x), axis, keepdims))
+
+
+def argmax(x, axis=None, keepdims=False):
+    x = asarray(x)
+    if axis is None:
+        out = bind(P.argmax, reshape(x, (-1,)), axis=0)
+        return reshape(out, (1,) * x.ndim) if keepdims else out
+    (axis,) = normalize_axes("argmax", axis, x.ndim)
+    return _keep(x, bind(P.argmax, x, axis=axis), (axis,), keepdims)
+
+
+def argmin(x, axis=None, keepdims=False):
+    return argmax(negative(x), axis, keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))), computed stably by shifting by the maximum."""
+    x = _float(x)
+    axes = normalize_axes("logsumexp", axis, x.ndim)
+    shift = stop_gradient(max(x, axes, keepdims=True))
+    shift = where(equal(abs(shift), np.inf), 0, shift)     # all -inf (or inf): no shift
+    out = add(log(sum(exp(subtract(x, shift)), axes, keepdims=True)), shift)
+    return out if keepdims else reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+# ---- shape ---------------------------------------------------------------------------------------
+
+def reshape(x, shape):
+    x = asarray(x)
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(int(s) for s in shape)
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: more than one -1 in {shape} (at {user_location()})")
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        if known == 0 or x.size % known:
+            raise ShapeError(f"reshape: cannot reshape {x.shape} into {shape} (at {user_location()})")
+        shape = tuple(x.size // known if s == -1 else s for s in shape)
+    return x if x.shape == shape else bind(P.reshape, x, shape=shape)
+
+
+def transpose(x, axes=None):
+    x = asarray(x)
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1)
+                                                                     for a in axes)
+    if len(perm) != x.ndim or sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: axes {axes} do not permute shape {x.shape} (at {user_location()})")
+    return x if perm == tuple(range(x.ndim)) else bind(P.transpose, x, perm=perm)
+
+
+def swap_last(x):
+    """Swaps the last two axes (the matrix transpose of a batch of matrices)."""
+    x = asarray(x)
+    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return bind(P.transpose, x, perm=perm)
+
+
+def expand_dims(x, axis):
+    x = asarray(x)
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    ndim = x.ndim + len(axes)
+    axes = sorted(a % ndim for a in axes)
+    shape = list(x.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return reshape(x, tuple(shape))
+
+
+def squeeze(x, axis=None):
+    x = asarray(x)
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = normalize_axes("squeeze", axis, x.ndim)
+        if builtins.any(x.shape[a] != 1 for a in axes):
+            raise ShapeError(f"squeeze: cannot squeeze axis {axis} of shape {x.shape} "
+                             f"(at {user_location()})")
+    return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+def concatenate(xs, axis=0):
+    xs = _promote(*xs)
+    if axis is None:
+        xs, axis = [reshape(x, (-1,)) for x in xs], 0
+    ndim = xs[0].ndim
+    if ndim == 0:
+        raise ShapeError(f"concatenate: zero-dimensional arrays cannot be concatenated "
+                         f"(at {user_location()})")
+    (axis,) = normalize_axes("concatenate", axis, ndim)
+    if builtins.any(x.ndim != ndim for x in xs):
+        raise ShapeError("concatenate: inputs have different numbers of dimensions: "
+                         + ", ".join(str(x.shape) for x in xs) + f" (at {user_location()})")
+    return xs[0] if len(xs) == 1 else bind(P.concatenate, *xs, axis=axis)
+
+
+def stack(xs, axis=0):
+    xs = [asarray(x) for x in xs]
+    shapes = {x.shape for x in xs}
+    if len(shapes) != 1:
+        raise ShapeError(f"stack: all inputs must have the same shape, got {sorted(shapes)} "
+                         f"(at {user_location()})")
+    return concatenate([expand_dims(x, axis) for x in xs], axis % (xs[0].ndim + 1))
+
+
+def slice_axis(x, axis, start, stop):
+    """x[..., start:stop, ...] along one axis (used by derivative rules)."""
+    starts = [0] * x.ndim
+    stops = list(x.shape)
+    starts[axis], stops[axis] = start, stop
+    return bind(P.slice, x, starts=tuple(starts), stops=tuple(stops), steps=(1,) * x.ndim)
+
+
+# ---- indexing ------------------------------------------------------------------------------------
+
+def _is_index_array(k):
+    return not isinstance(k, (builtins.slice, type(None), type(Ellipsis))) and not (
+        isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)))
+
+
+def getitem(x, key):
+    """NumPy indexing: basic slices (any step), ints, None, Ellipsis, and integer arrays (a gather)."""
+    x = asarray(x)
+    key = key if isinstance(key, tuple) else (key,)
+    if builtins.sum(k is Ellipsis for k in key) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    consumed = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but "
+                         f"{consumed} were indexed")
+    if Ellipsis in [k for k in key if not _is_index_array(k)]:
+        i = [j for j, k in enumerate(key) if k is Ellipsis and not _is_index_array(k)][0]
+        key = key[:i] + (builtins.slice(None),) * (x.ndim - consumed) + key[i + 1:]
+    key = key + (builtins.slice(None),) * (x.ndim - builtins.sum(1 for k in key if k is not None))
+
+    starts, stops, steps, out_shape = [], [], [], []
+    advanced, int_positions, dim = [], [], 0   # advanced: (position in the result, index array)
+    for k in key:
+        if k is None:
+            out_shape.append(1)
+            continue
+        size = x.shape[dim]
+        if isinstance(k, builtins.slice):
+            start, stop, step = k.indices(size)
+            starts.append(start), stops.append(stop), steps.append(step)
+            out_shape.append(len(range(start, stop, step)))
+        elif _is_index_array(k):
+            index = asarray(k)
+            if index.dtype == dtypes.bool_:
+                raise NotImplementedError("gradc does not implement boolean-mask indexing (its "
+                                          "result shape depends on the data); use gc.where")
+            if index.dtype.kind not in "iu":
+                raise IndexError(f"arrays used as indices must be of integer type, got {index.dtype}")
+            starts.append(0), stops.append(size), steps.append(1)
+            advanced.append((len(out_shape), index))
+            out_shape.append(size)
+        else:
+            i = int(k)
+            if not -size <= i < size:
+                raise IndexError(f"index {i} is out of bounds for axis {dim} with size {size}")
+            i %= size
+            starts.append(i), stops.append(i + 1), steps.append(1)
+            int_positions.append(len(out_shape))
+            out_shape.append(1)
+        dim += 1
+
+    if (tuple(starts), tuple(stops), tuple(steps)) != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
+        x = bind(P.slice, x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
+    x = reshape(x, tuple(out_shape))
+    if advanced:
+        x = _gather_advanced(x, advanced, int_positions)
+    else:
+        x = reshape(x, tuple(d for i, d in enumerate(out_shape) if i not in int_positions))
+    return x
+
+
+def _gather_advanced(x, advanced, int_positions):
+    """Gathers with integer index arrays at `advanced` positions of x (ints are size-1 axes there)."""
+    positions = [p for p, _ in advanced]
+    all_adv = sorted(positions + int_positions)
+    in_place = all_adv == list(range(all_adv[0], all_adv[-1] + 1))   # NumPy: adjacent -> in place
+    indices = _broadcast_indices([i for _, i in advanced])
+    rest = [i for i in range(x.ndim) if i not in positions]
+    moved = transpose(x, positions + rest)
+    gathered = bind(P.gather, moved, *indices, wrap=True)
+    # squeeze the integer axes (size 1) that remain among `rest`
+    rest_kept = [i for i in rest if i not in int_positions]
+    nidx = indices[0].ndim
+    shape = indices[0].shape + tuple(x.shape[i] for i in rest_kept)
+    gathered = reshape(gathered, shape)
+    if in_place:
+        before = len([i for i in rest_kept if i < all_adv[0]])
+        perm = (list(range(nidx, nidx + before)) + list(range(nidx))
+                + list(range(nidx + before, len(shape))))
+        gathered = transpose(gathered, perm)
+    return gathered
+
+
+def _broadcast_indices(indices):
+    shape = broadcast_shapes("indexing", *[i.shape for i in indices])
+    return [broadcast_to(i, shape) for i in indices]
+
+
+def take_along_rows(x, labels, op):
+    """x[arange(B), labels] with labels required to lie in [0, C): the losses' label lookup."""
+    labels = asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{op}: labels must be integers, got {labels.dtype}")
+    if x.ndim == 1:
+        return bind(P.gather, x, reshape(labels, (1,)), wrap=False).reshape(())
+    rows = np.arange(x.shape[0], dtype=labels.dtype)
+    if labels.shape != (x.shape[0],):
+        raise ShapeError(f"{op}: labels of shape {labels.shape} do not fit scores of shape "
+                         f"{x.shape} (at {user_location()})")
+    return bind(P.gather, x, rows, labels, wrap=False)
+
+
+# ---- linear algebra ------------------------------------------------------------------------------
+
+def matmul(a, b):
+    """a @ b as numpy.matmul: 1-D vectors, 2-D matrices and broadcast batches of matrices."""
+    a, b = _promote(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: operands must be at least 1-d, got shapes {a.shape} and "
+                         f"{b.shape} (at {user_location()})")
+    a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+    b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not fit: inner dimensions "
+                         f"{a2.shape[-1]} and {b2.shape[-2]} differ (at {user_location()})")
+    batch = broadcast_shapes("matmul", a2.shape[:-2], b2.shape[:-2])
+    a2 = broadcast_to(a2, batch + a2.shape[-2:])
+    b2 = broadcast_to(b2, batch + b2.shape[-2:])
+    out = bind(P.matmul, a2, b2)
+    shape = batch + (a2.shape[-2],) * (a.ndim > 1) + (b2.shape[-1],) * (b.ndim > 1)
+    return reshape(out, shape)
+
+
+def dot(a, b):
+    """numpy.dot for scalars, vectors and matrices (and N-d by 1-d / 2-d)."""
+    a, b = asarray(a), asarray(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return multiply(a, b)
+    if b.ndim > 2:
+        raise NotImplementedError("gradc's dot supports b with at most 2 dimensions; use matmul")
+    return matmul(a, b)

@@ -1,0 +1,179 @@
+"""Graph simplification: one ordered list of pure passes (graph -> graph), run to a fixed point.
+Set GRADC_DEBUG=1 to print the graph after each pass."""
+import os
+
+import numpy as np
+
+from . import primitives as P
+from .ir import Graph, Node
+
+FOLD_LIMIT = 4096      # constants larger than this stay computed at run time (they are data)
+
+
+def _copy(node, inputs):
+    return Node(node.prim, inputs, node.params, node.shape, node.dtype, node.loc, node.phase, node.name)
+
+
+def _const(value, like):
+    value = np.asarray(value, dtype=like.dtype)
+    return Node(P.const, (), {"value": value}, value.shape, value.dtype, like.loc, like.phase)
+
+
+def rewrite(graph, visit):
+    """Rebuilds graph bottom-up: visit(node, inputs) returns the node to use (itself, a new one or an
+    existing one). Unreachable nodes disappear (dead-code elimination comes for free)."""
+    new = {}
+    for node in graph.nodes:
+        if node.prim is P.input:
+            new[node.id] = node
+            continue
+        inputs = tuple(new[i.id] for i in node.inputs)
+        same = all(a is b for a, b in zip(inputs, node.inputs))
+        new[node.id] = visit(node if same else _copy(node, inputs))
+    return Graph(graph.inputs, [new[o.id] for o in graph.outputs])
+
+
+# ---- constant folding ----------------------------------------------------------------------------
+
+def fold_constants(graph):
+    def visit(node):
+        if node.prim.kind == "source" or not node.inputs:
+            return node
+        if not all(i.prim is P.const for i in node.inputs):
+            return node
+        largest = max(i.size for i in node.inputs)
+        if node.size > FOLD_LIMIT or node.size > max(largest, 1):
+            return node     # e.g. a broadcast scalar stays a broadcast, not a big literal array
+        try:
+            with np.errstate(all="ignore"):
+                value = node.prim.impl(*[i.params["value"] for i in node.inputs], **node.params)
+        except (IndexError, ValueError):
+            return node     # e.g. an out-of-range constant index: reported when run, as usual
+        return _const(value, node)
+    return rewrite(graph, visit)
+
+
+# ---- algebraic identities (rules as data) --------------------------------------------------------
+
+def scalar_value(node):
+    """The value of a node that is one repeated constant (a const, or a broadcast/reshape of one)."""
+    while node.prim in (P.broadcast_to, P.reshape):
+        node = node.inputs[0]
+    if node.prim is P.const:
+        value = node.params["value"]
+        if value.size and (value.size == 1 or np.all(value == value.flat[0])):
+            return value.flat[0].item()
+    return None
+
+
+def _is(value):
+    return lambda node: scalar_value(node) == value and scalar_value(node) is not None
+
+
+_is_one, _is_zero = _is(1), _is(0)
+
+
+def _neg(node, x):
+    return Node(P.neg, (x,), {}, x.shape, x.dtype, node.loc, node.phase)
+
+
+# (primitive, condition on the node, replacement) — first match wins.
+RULES = [
+    (P.mul, lambda n: _is_one(n.inputs[1]), lambda n: n.inputs[0]),            # x*1 -> x
+    (P.mul, lambda n: _is_one(n.inputs[0]), lambda n: n.inputs[1]),            # 1*x -> x
+    (P.mul, lambda n: scalar_value(n.inputs[1]) == -1, lambda n: _neg(n, n.inputs[0])),  # x*-1 -> -x
+    (P.div, lambda n: _is_one(n.inputs[1]), lambda n: n.inputs[0]),            # x/1 -> x
+    (P.add, lambda n: _is_zero(n.inputs[1]), lambda n: n.inputs[0]),           # x+0 -> x
+    (P.add, lambda n: _is_zero(n.inputs[0]), lambda n: n.inputs[1]),           # 0+x -> x
+    (P.sub, lambda n: _is_zero(n.inputs[1]), lambda n: n.inputs[0]),           # x-0 -> x
+    (P.sub, lambda n: _is_zero(n.inputs[0]), lambda n: _neg(n, n.inputs[1])),  # 0-x -> -x
+    (P.add, lambda n: n.inputs[1].prim is P.neg,                               # x+(-y) -> x-y
+     lambda n: Node(P.sub, (n.inputs[0], n.inputs[1].inputs[0]), {}, n.shape, n.dtype, n.loc, n.phase)),
+    (P.neg, lambda n: n.inputs[0].prim is P.neg, lambda n: n.inputs[0].inputs[0]),   # --x -> x
+    (P.stop_gradient, lambda n: True, lambda n: n.inputs[0]),   # no derivatives after this point
+    (P.cast, lambda n: n.inputs[0].dtype == n.dtype, lambda n: n.inputs[0]),   # same-dtype cast
+    (P.reshape, lambda n: n.inputs[0].shape == n.shape, lambda n: n.inputs[0]),   # no-op reshape
+    (P.reshape, lambda n: n.inputs[0].prim is P.reshape,                       # reshape of reshape
+     lambda n: _copy(n, (n.inputs[0].inputs[0],))),
+    (P.broadcast_to, lambda n: n.inputs[0].shape == n.shape, lambda n: n.inputs[0]),
+    (P.broadcast_to, lambda n: n.inputs[0].prim is P.broadcast_to,             # nested broadcasts
+     lambda n: _copy(n, (n.inputs[0].inputs[0],))),
+    (P.transpose, lambda n: n.params["perm"] == tuple(range(len(n.shape))), lambda n: n.inputs[0]),
+    (P.transpose, lambda n: n.inputs[0].prim is P.transpose,                   # compose transposes
+     lambda n: _compose_transposes(n)),
+    (P.where, lambda n: n.inputs[1] is n.inputs[2], lambda n: n.inputs[1]),    # where(c,x,x) -> x
+    (P.sum, lambda n: n.params["axes"] == (), lambda n: n.inputs[0]),
+]
+
+
+def _compose_transposes(node):
+    inner = node.inputs[0]
+    perm = tuple(inner.params["perm"][p] for p in node.params["perm"])
+    x = inner.inputs[0]
+    if perm == tuple(range(len(perm))):
+        return x
+    return Node(P.transpose, (x,), {"perm": perm}, node.shape, node.dtype, node.loc, node.phase)
+
+
+_RULES_BY_PRIM = {}
+for _prim, _cond, _repl in RULES:
+    _RULES_BY_PRIM.setdefault(_prim.name, []).append((_cond, _repl))
+
+
+def algebra(graph):
+    def visit(node):
+        for _ in range(8):     # a rewrite can enable another rule on the result
+            for cond, repl in _RULES_BY_PRIM.get(node.prim.name, ()):
+                if cond(node):
+                    replacement = repl(node)
+                    if replacement.shape != node.shape or replacement.dtype != node.dtype:
+                        continue   # e.g. x*1 where x was broadcast by the 1: keep the node
+                    node = replacement
+                    break
+            else:
+                return node
+        return node
+    return rewrite(graph, visit)
+
+
+# ---- common subexpressions -----------------------------------------------------------------------
+
+def _hashable(value):
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes()) if value.size <= 64 else id(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, np.dtype):
+        return value.str
+    return value
+
+
+def cse(graph):
+    seen = {}
+
+    def visit(node):
+        key = (node.prim.name, tuple(i.id for i in node.inputs), node.shape, node.dtype.str,
+               tuple(sorted((k, _hashable(v)) for k, v in node.params.items())))
+        return seen.setdefault(key, node)
+    return rewrite(graph, visit)
+
+
+def dce(graph):
+    return Graph(graph.inputs, graph.outputs)
+
+
+PASSES = [fold_constants, algebra, cse, dce]
+
+
+def simplify(graph, max_rounds=6):
+    """Runs PASSES in order until the graph stops shrinking."""
+    debug = os.environ.get("GRADC_DEBUG") == "1"
+    for _ in range(max_rounds):
+        before = len(graph.nodes)
+        for simplify_pass in PASSES:
+            graph = simplify_pass(graph)
+            if debug:
+                print(f"--- after {simplify_pass.__name__} ({len(graph.nodes)} nodes)\n{graph.as_text()}")
+        if len(graph.nodes) == before:
+            break
+    return graph

@@ -1,0 +1,83 @@
+"""Pytrees: nested tuples, lists and dicts of leaves, flattened as jax.tree_util does (dict keys sorted)."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TreeDef:
+    """The structure of a pytree: a container kind, its keys and its children's structures."""
+    kind: str            # "leaf", "none", "tuple", "list" or "dict"
+    keys: tuple = ()     # dict keys, sorted
+    children: tuple = ()
+
+    @property
+    def num_leaves(self):
+        if self.kind == "leaf":
+            return 1
+        return sum(child.num_leaves for child in self.children)
+
+    def __repr__(self):
+        if self.kind == "leaf":
+            return "*"
+        if self.kind == "none":
+            return "None"
+        inner = ", ".join(repr(c) for c in self.children)
+        if self.kind == "dict":
+            inner = ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.keys, self.children))
+            return "{" + inner + "}"
+        return f"({inner})" if self.kind == "tuple" else f"[{inner}]"
+
+
+_LEAF = TreeDef("leaf")
+
+
+def tree_flatten(tree):
+    """Returns (leaves, treedef). Iterative, so deep structures do not hit the recursion limit."""
+    leaves = []
+
+    def build(node):
+        if isinstance(node, (tuple, list)) and not hasattr(node, "_fields"):
+            kind = "tuple" if isinstance(node, tuple) else "list"
+            return TreeDef(kind, (), tuple(build(child) for child in node))
+        if isinstance(node, tuple):   # namedtuple: flattened as a tuple
+            return TreeDef("tuple", (), tuple(build(child) for child in node))
+        if isinstance(node, dict):
+            keys = tuple(sorted(node))
+            return TreeDef("dict", keys, tuple(build(node[k]) for k in keys))
+        if node is None:
+            return TreeDef("none")
+        leaves.append(node)
+        return _LEAF
+
+    return leaves, build(tree)
+
+
+def tree_unflatten(treedef, leaves):
+    """Inverse of tree_flatten."""
+    leaves = iter(leaves)
+
+    def build(td):
+        if td.kind == "leaf":
+            return next(leaves)
+        if td.kind == "none":
+            return None
+        children = [build(child) for child in td.children]
+        if td.kind == "dict":
+            return dict(zip(td.keys, children))
+        return tuple(children) if td.kind == "tuple" else children
+
+    return build(treedef)
+
+
+def tree_leaves(tree):
+    return tree_flatten(tree)[0]
+
+
+def tree_map(fn, tree, *rest):
+    """Applies fn leaf-wise: gc.tree_map(lambda p, g: p - lr * g, params, grads)."""
+    leaves, treedef = tree_flatten(tree)
+    others = [tree_flatten(r) for r in rest]
+    for other_leaves, other_def in others:
+        if other_def != treedef:
+            raise ValueError(f"tree_map: structures differ: {treedef} vs {other_def}")
+    mapped = [fn(*args) for args in zip(leaves, *(o[0] for o in others))]
+    return tree_unflatten(treedef, mapped)
