@@ -70,7 +70,7 @@ def backward_pass(trace, outputs, cotangents, wrt):
 
     for node, ct in zip(out_nodes, cotangents):
         if ct is not None and node.id in needed:
-            accumulate(node, ct)
+            accumulate(node, ops.lift_const(trace, ct))
     wrt_ids = {n.id for n in wrt}
     for node in reversed(schedule):
         if node.id not in cts or node.id in wrt_ids or not node.inputs:

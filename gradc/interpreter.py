@@ -42,11 +42,13 @@ def replay(graph, inputs):
     """Re-applies graph's nodes through core.bind: records them into the enclosing trace (inside
     gc.jit or another transform) or onto the eager tape (gc.Tensor inputs)."""
     env = {node.id: value for node, value in zip(graph.inputs, inputs)}
+    trace = core.top_trace(inputs)
     for node in graph.nodes:
         if node.prim.name == "input":
             continue
-        if node.prim.name == "const":
-            env[node.id] = node.params["value"]
+        if node.prim.name == "const":    # stays a node when tracing, so it is not folded eagerly
+            value = node.params["value"]
+            env[node.id] = value if trace is None else core.Tracer(trace.node_of(value), trace)
             continue
         with core.origin(node.loc, node.phase):
             env[node.id] = core.bind(node.prim, *[env[i.id] for i in node.inputs], **node.params)

@@ -95,7 +95,7 @@ class Graph:
         for node in self.nodes:
             if node.prim.name == "input":
                 continue
-            if node.phase != phase:
+            if node.phase != phase and node.prim.name != "const":
                 phase = node.phase
                 lines.append("    # ---- reverse pass ----" if phase == "rev" else "    # ----")
             rhs = node.prim.name + _format_params(node)

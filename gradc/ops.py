@@ -48,8 +48,12 @@ def _dtype_of(x):
 
 
 def _promote(*xs):
-    """Converts operands to their common dtype (NEP 50: Python scalars are weakly typed)."""
+    """Converts operands to their common dtype (NEP 50: Python scalars are weakly typed). When
+    tracing, constants become nodes first, so broadcasting them stays symbolic (no big literals)."""
     target = dtypes.promote([(_dtype_of(x), _weak(x)) for x in xs])
+    trace = core.top_trace(xs)
+    if trace is not None:
+        xs = [lift_const(trace, x, target) for x in xs]
     out = []
     for x in xs:
         if _is_python_scalar(x):
@@ -58,6 +62,14 @@ def _promote(*xs):
             x = asarray(x)
             out.append(x if x.dtype == target else bind(P.cast, x, dtype=target))
     return out
+
+
+def lift_const(trace, x, dtype=None):
+    """x as a tracer of trace (constants become const nodes, Python scalars of the given dtype)."""
+    if isinstance(x, core.Tracer):
+        return x
+    value = np.asarray(x, dtype=dtype) if _is_python_scalar(x) else asarray(x)
+    return core.Tracer(trace.node_of(value), trace)
 
 
 def broadcast_shapes(op, *shapes):
@@ -173,6 +185,9 @@ def minimum(x, y):
 def where(condition, x, y):
     """x where condition holds, else y (broadcasting all three); the gradient flows to the chosen one."""
     condition = asarray(condition)
+    trace = core.top_trace((condition, x, y))
+    if trace is not None:
+        condition = lift_const(trace, condition)
     if condition.dtype != dtypes.bool_:
         condition = not_equal(condition, 0)
     weak = _weak(x) and _weak(y)

@@ -255,7 +255,8 @@ transpose = define(Primitive("transpose", "shape", lambda x, perm: np.transpose(
 
 
 def _slices(starts, stops, steps):
-    return tuple(builtins.slice(a, b, s) for a, b, s in zip(starts, stops, steps))
+    # NOTE: a negative step that runs to the front normalises to stop=-1, which Python reads as "last".
+    return tuple(builtins.slice(a, None if b < 0 else b, s) for a, b, s in zip(starts, stops, steps))
 
 
 def _slice_rule(x, starts, stops, steps):
