@@ -67,24 +67,26 @@ def fit(loss: Callable, params, data: Sequence[np.ndarray], *, steps: int, lr: f
     losses = np.empty(steps)
     seconds = np.empty(steps)
     bar = _progress_bar(steps, desc) if progress else None
-    for i in range(steps):
-        if batches is None:
-            batch = data
-        else:
-            idx = next(batches)
-            batch = tuple(d[idx] for d in data)
-        t0 = time.perf_counter()
-        value, grads = step_fn(params, *batch)
-        seconds[i] = time.perf_counter() - t0
-        losses[i] = float(value)
-        velocity = gc.tree_map(lambda v, g: momentum * v + g, velocity, grads)
-        params = gc.tree_map(lambda p, v: p - lr * v, params, velocity)
+    try:
+        for i in range(steps):
+            if batches is None:
+                batch = data
+            else:
+                idx = next(batches)
+                batch = tuple(d[idx] for d in data)
+            t0 = time.perf_counter()
+            value, grads = step_fn(params, *batch)
+            seconds[i] = time.perf_counter() - t0
+            losses[i] = float(value)
+            velocity = gc.tree_map(lambda v, g: momentum * v + g, velocity, grads)
+            params = gc.tree_map(lambda p, v: p - lr * v, params, velocity)
+            if bar is not None:
+                bar.update(1)
+                if i % 50 == 0 or i == steps - 1:  # formatting every step costs more than a step
+                    bar.set_postfix(loss=f"{losses[i]:.4f}", refresh=False)
+    finally:  # a failing engine must not leave a half-drawn bar under the next message
         if bar is not None:
-            bar.update(1)
-            if i % 50 == 0 or i == steps - 1:  # formatting every step would cost more than a step
-                bar.set_postfix(loss=f"{losses[i]:.4f}", refresh=False)
-    if bar is not None:
-        bar.close()
+            bar.close()
     first = float(seconds[0]) if steps else float("nan")
     return FitResult(params, losses, seconds[1:].copy(), first)
 
@@ -228,8 +230,8 @@ def report(results: dict, file=None) -> None:
     """Prints the table of `run`'s results: accuracy, loss, step time and speed-up."""
     out = file if file is not None else sys.stdout
     ds = results["dataset"]
-    print(f"\ngradc demo: {ds['name']}, {ds['n_train']} train / {ds['n_test']} test images, "
-          f"{ds['n_features']} pixels, {ds['n_classes']} classes", file=out)
+    print(f"\ngradc demo: {ds['name']}\n{ds['n_train']} train / {ds['n_test']} test images, "
+          f"{ds['n_features']} pixels, {ds['n_classes']} classes\n", file=out)
     header = (f"{'model':<26}{'engine':<8}{'steps':>6}{'test acc':>10}{'train loss':>12}"
               f"{'step (median)':>15}{'first call':>12}")
     print(header, file=out)

@@ -6,7 +6,8 @@ linear ops give only a `transpose`; the few others give `jvp` and `vjp` directly
 the API (mean, softmax, relu, cross_entropy, ...) is a composite in ops.py / nn.py.
 
 C forms: elementwise ops have an expression template over their operands `{0}`, `{1}`, ... where
-`{f}` is the float suffix ("f" for float32, "" for float64); the C backend lowers the other kinds.
+`{f}` is the float suffix ("f" for float32, "" for float64) and `{ctype}` the result's C type; the
+other kinds name the lowering the C backend uses for them (views, reductions, calls).
 """
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -33,7 +34,8 @@ class Primitive:
     linear_args: tuple = ()                 # which inputs a linear op is linear in
     jvp: Optional[Callable] = None          # (tangents, *inputs, out, **params) -> tangent or None
     vjp: Optional[Callable] = None          # (ct, *inputs, out, **params) -> [cotangent_i or None]
-    c: Optional[str] = None                 # C expression template (elementwise) or lowering name
+    c: object = None     # C: expression template (elementwise; a dict by dtype kind "f"/"i" where
+                         # they differ) or the name of the lowering (other kinds)
     doc: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -101,8 +103,8 @@ sqrt = unary("sqrt", np.sqrt, lambda x, out: 0.5 / out, "sqrt{f}({0})")
 sin = unary("sin", np.sin, lambda x, out: G.cos(x), "sin{f}({0})")
 cos = unary("cos", np.cos, lambda x, out: -G.sin(x), "cos{f}({0})")
 tanh = unary("tanh", np.tanh, lambda x, out: 1 - out * out, "tanh{f}({0})")
-abs = unary("abs", np.abs, lambda x, out: G.sign(x), "fabs{f}({0})")           # abs'(0) = sign(0) = 0
-sign = unary("sign", np.sign, None, "gradc_sign{f}({0})")                      # derivative 0: no rule
+abs = unary("abs", np.abs, lambda x, out: G.sign(x), {"f": "fabs{f}({0})", "i": "gradc_absi({0})"})           # abs'(0) = sign(0) = 0
+sign = unary("sign", np.sign, None, {"f": "gradc_sign{f}({0})", "i": "gradc_signi({0})"})                      # derivative 0: no rule
 # sigmoid and softplus are primitives for numerical stability at |x| ~ 1e3.
 sigmoid = unary("sigmoid", _stable_sigmoid, lambda x, out: out * (1 - out), "gradc_sigmoid{f}({0})")
 softplus = unary("softplus", lambda x: np.logaddexp(np.zeros((), x.dtype), x),
@@ -119,16 +121,16 @@ div = binary("div", np.divide, lambda x, y, out: [1 / y, -out / y], "({0} / {1})
 pow = binary("pow", np.power,
              lambda x, y, out: [y * G.power(x, y - 1),
                                 G.where(x > 0, out * G.log(G.where(x > 0, x, 1)), 0)],
-             "pow{f}({0}, {1})")
+             {"f": "pow{f}({0}, {1})", "i": "(({ctype})pow((double){0}, (double){1}))"})
 # Ties split the gradient equally, as PyTorch does.
 maximum = binary("maximum", np.maximum,
                  lambda x, y, out: [_mask(x > y, x) + 0.5 * _mask(x == y, x),
                                     _mask(y > x, x) + 0.5 * _mask(x == y, x)],
-                 "gradc_max{f}({0}, {1})")
+                 {"f": "gradc_max{f}({0}, {1})", "i": "gradc_maxi({0}, {1})"})
 minimum = binary("minimum", np.minimum,
                  lambda x, y, out: [_mask(x < y, x) + 0.5 * _mask(x == y, x),
                                     _mask(y < x, x) + 0.5 * _mask(x == y, x)],
-                 "gradc_min{f}({0}, {1})")
+                 {"f": "gradc_min{f}({0}, {1})", "i": "gradc_mini({0}, {1})"})
 
 equal = compare("equal", np.equal, "({0} == {1})")
 not_equal = compare("not_equal", np.not_equal, "({0} != {1})")

@@ -1,0 +1,49 @@
+/* gradc runtime: the hand-written helpers that generated kernels include.
+ * C99, static inline, prefixed gradc_, no state: kernels stay reentrant. */
+#ifndef GRADC_RUNTIME_H
+#define GRADC_RUNTIME_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Error codes a kernel returns (0 is success). */
+#define GRADC_OK 0
+#define GRADC_ERR_INDEX 1      /* an index or label out of range */
+#define GRADC_ERR_ALLOC 2      /* the self-allocating entry could not allocate its workspace */
+
+/* NaN-propagating max/min, as numpy.maximum / numpy.minimum. */
+static inline float gradc_maxf(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float gradc_minf(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline double gradc_max(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline double gradc_min(double a, double b) { return (a < b || a != a) ? a : b; }
+static inline int64_t gradc_maxi(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t gradc_mini(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t gradc_absi(int64_t a) { return a < 0 ? -a : a; }
+static inline int64_t gradc_signi(int64_t a) { return (a > 0) - (a < 0); }
+
+/* sign with sign(0) = 0 and NaN passed through, as numpy.sign. */
+static inline float gradc_signf(float x) { return x > 0 ? 1.0f : (x < 0 ? -1.0f : x); }
+static inline double gradc_sign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : x); }
+
+/* NOTE: stable forms. sigmoid never computes exp of a large positive number; softplus is
+ * max(x, 0) + log1p(exp(-|x|)), finite and accurate for |x| ~ 1e3. */
+static inline float gradc_sigmoidf(float x) {
+    float e = expf(-fabsf(x));
+    return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+static inline double gradc_sigmoid(double x) {
+    double e = exp(-fabs(x));
+    return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+static inline float gradc_softplusf(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+static inline double gradc_softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }
+
+/* An index checked against [0, dim) after wrapping negatives when `wrap` (NumPy indexing);
+ * returns -1 when out of range. */
+static inline int64_t gradc_index(int64_t i, int64_t dim, int wrap) {
+    if (wrap && i < 0) i += dim;
+    return (i < 0 || i >= dim) ? -1 : i;
+}
+
+#endif /* GRADC_RUNTIME_H */

@@ -1,0 +1,176 @@
+"""Compiling generated C with the system compiler into a shared library, and the disk cache of the
+results: keyed by a hash of the source, compiler identity, flags, machine and gradc version;
+written under a temporary name and renamed; verified by checksum before it is trusted."""
+import functools
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .. import __version__
+from ..errors import CompileError
+
+CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
+                        Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
+JIT_FLAGS = ["-O3", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
+             "-fno-semantic-interposition"]
+
+
+def cache_dir():
+    return Path(os.environ.get("GRADC_CACHE_DIR") or Path.home() / ".cache" / "gradc")
+
+
+def find_compiler():
+    """The C compiler: $CC, else cc / gcc on PATH."""
+    cc = os.environ.get("CC")
+    if cc:
+        return cc
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise CompileError("no C compiler found: set CC or put cc/gcc on PATH (backend='numpy' needs "
+                       "none)")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_identity(cc):
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CompileError(f"cannot run the C compiler {cc!r}: {e}") from None
+    return out.stdout.splitlines()[0] if out.stdout else cc
+
+
+@functools.lru_cache(maxsize=None)
+def machine_identity():
+    """What -march=native depends on: the CPU model and flags."""
+    info = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = "".join(line for line in f if line.startswith(("model name", "flags")))[:4096]
+    except OSError:
+        pass
+    return f"{platform.machine()} {hashlib.sha256(info.encode()).hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=None)
+def blas_flags():
+    """Compile and link flags for scipy-openblas32, or [] for the plain C fallback."""
+    try:
+        import scipy_openblas32 as sob
+    except ImportError:
+        return []
+    lib = sob.get_lib_dir()
+    return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib}", f"-Wl,-rpath,{lib}", f"-l{sob.get_library()}"]
+
+
+def compile_shared(source, flags=None, extra_flags=()):
+    """Compiles source into a cached shared library; returns (path, seconds, cache_hit)."""
+    cc = find_compiler()
+    flags = list(flags or JIT_FLAGS) + list(extra_flags)
+    link = blas_flags() + ["-lm"]
+    key = hashlib.sha256("\0".join([source, compiler_identity(cc), " ".join(flags + link), __version__,
+                                    machine_identity()]).encode()).hexdigest()[:32]
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    lib_path, meta_path = directory / f"{key}.so", directory / f"{key}.json"
+    if _valid(lib_path, meta_path):
+        os.utime(lib_path)
+        return lib_path, 0.0, True
+    start = time.perf_counter()
+    c_path = directory / f"{key}.c"
+    _atomic_write(c_path, source.encode())
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".so.tmp")
+    os.close(fd)
+    cmd = [cc, *flags, f"-I{CSRC}", str(c_path), "-o", tmp, *link]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        os.unlink(tmp)
+        raise CompileError(f"could not run {cc}: {e}\ngenerated C: {c_path}") from None
+    if result.returncode != 0:
+        os.unlink(tmp)
+        raise CompileError(f"C compilation failed ({' '.join(cmd)}):\n{result.stderr.strip()}\n"
+                           f"generated C: {c_path}")
+    data = Path(tmp).read_bytes()
+    os.replace(tmp, lib_path)
+    _atomic_write(meta_path, json.dumps({"sha256": hashlib.sha256(data).hexdigest(),
+                                         "size": len(data)}).encode())
+    seconds = time.perf_counter() - start
+    prune()
+    return lib_path, seconds, False
+
+
+def _valid(lib_path, meta_path):
+    """An entry is trusted only if its checksum matches (a truncated or corrupted one is rebuilt)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        data = lib_path.read_bytes()
+    except (OSError, ValueError):
+        return False
+    return len(data) == meta.get("size") and hashlib.sha256(data).hexdigest() == meta.get("sha256")
+
+
+def _atomic_write(path, data):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def entries():
+    directory = cache_dir()
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob("*.so"), key=lambda p: p.stat().st_mtime)
+
+
+def prune():
+    """Keeps the cache under GRADC_CACHE_MAX_MB (default 1024), dropping least recently used."""
+    limit = float(os.environ.get("GRADC_CACHE_MAX_MB", "1024")) * 2 ** 20
+    files = entries()
+    total = sum(_entry_bytes(p) for p in files)
+    for lib in files:
+        if total <= limit:
+            break
+        total -= _entry_bytes(lib)
+        for suffix in (".so", ".json", ".c"):
+            try:
+                lib.with_suffix(suffix).unlink()
+            except OSError:
+                pass
+
+
+def _entry_bytes(lib):
+    total = 0
+    for suffix in (".so", ".json", ".c"):
+        try:
+            total += lib.with_suffix(suffix).stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def cache_info():
+    """Location, number of entries and size of the disk cache."""
+    files = entries()
+    return {"location": str(cache_dir()), "entries": len(files),
+            "bytes": sum(_entry_bytes(p) for p in files)}
+
+
+def clear_cache():
+    """Removes every compiled entry; returns how many were removed."""
+    files = entries()
+    for lib in files:
+        for suffix in (".so", ".json", ".c"):
+            try:
+                lib.with_suffix(suffix).unlink()
+            except OSError:
+                pass
+    return len(files)

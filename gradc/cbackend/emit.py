@@ -1,0 +1,473 @@
+"""C emission for a Plan: one function `int NAME(void **args, void *work)` whose args are the input
+leaves, then the constant arrays, then the outputs. Temporaries are named after the graph's nodes
+(as in `as_text()`), and every statement carries a comment with the node and the user's file:line."""
+import math
+
+import numpy as np
+
+from . import plan as P
+
+CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
+          "bool": "uint8_t"}
+EXPR_CTYPES = dict(CTYPES, bool="_Bool")
+
+
+def ctype(dtype):
+    return CTYPES[np.dtype(dtype).name]
+
+
+def literal(value, dtype):
+    """A C literal of dtype for a NumPy scalar."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        v = float(value)
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "(-INFINITY)"
+        text = repr(v)
+        text = text if ("." in text or "e" in text) else text + ".0"
+        return f"{text}f" if dtype == np.float32 else text
+    if dtype.kind == "b":
+        return "1" if value else "0"
+    return f"{int(value)}LL" if dtype.itemsize == 8 else str(int(value))
+
+
+def row_major(shape):
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return list(reversed(strides))
+
+
+class Affine:
+    """const + sum(coef * loop variable): one index of one dimension, or a flat offset."""
+
+    def __init__(self, const=0, coefs=None):
+        self.const = const
+        self.coefs = {k: v for k, v in (coefs or {}).items() if v}
+
+    def scaled(self, k):
+        return Affine(self.const * k, {v: c * k for v, c in self.coefs.items()})
+
+    def plus(self, other):
+        coefs = dict(self.coefs)
+        for v, c in other.coefs.items():
+            coefs[v] = coefs.get(v, 0) + c
+        return Affine(self.const + other.const, coefs)
+
+    def c(self):
+        terms = [(f"{c} * {v}" if c != 1 else v) for v, c in sorted(self.coefs.items())]
+        if self.const or not terms:
+            terms.append(str(self.const))
+        return " + ".join(terms)
+
+
+def offset_of(index, shape):
+    """Flat row-major offset of a per-dimension index into an array of shape."""
+    total = Affine()
+    for idx, stride in zip(index, row_major(shape)):
+        total = total.plus(idx.scaled(stride))
+    return total
+
+
+def view_input_index(view, index):
+    """Maps an index into a view's output to an index into its input."""
+    x = view.inputs[0]
+    kind = view.prim.c
+    if kind == "reshape":               # only 1s added or dropped: match the other dimensions
+        real = iter([i for i, d in zip(index, view.shape) if d != 1])
+        return [Affine() if d == 1 else next(real) for d in x.shape]
+    if kind == "broadcast":
+        lead = len(view.shape) - len(x.shape)
+        return [Affine() if d == 1 else index[lead + i] for i, d in enumerate(x.shape)]
+    if kind == "transpose":
+        out = [None] * len(x.shape)
+        for k, p in enumerate(view.params["perm"]):
+            out[p] = index[k]
+        return out
+    if kind == "slice":
+        return [Affine(a).plus(i.scaled(s)) for i, a, s in
+                zip(index, view.params["starts"], view.params["steps"])]
+    raise AssertionError(kind)
+
+
+class Emitter:
+    def __init__(self, plan, name, names):
+        self.plan = plan
+        self.graph = plan.graph
+        self.name = name
+        self.names = names               # node id -> jaxpr-style letter name
+        self.lines = []
+        self.kernels = 0
+        self.pointer = {}                # node id -> C pointer expression
+        # Arrays are passed as data; single values are written as literals.
+        self.consts = [n for n in self.graph.nodes if n.prim.name == "const" and n.size != 1]
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def out(self, line, indent=1):
+        self.lines.append("    " * indent + line)
+
+    def comment(self, node):
+        rhs = node.prim.name + (" " + " ".join(self.names[i.id] for i in node.inputs)
+                                if node.inputs else "")
+        return f"/* {self.names[node.id]} = {rhs}  ({node.loc}) */"
+
+    def ptr(self, node):
+        return self.pointer[P.resolve(node, self.plan.alias_of).id]
+
+    def template(self, node):
+        c = node.prim.c
+        if isinstance(c, dict):
+            kind = node.inputs[0].dtype.kind if node.inputs else node.dtype.kind
+            c = c["f" if kind == "f" else "i"]
+        return c
+
+    def read(self, node, index, loop):
+        """C expression for node's value at per-dimension index, inside loop (or None)."""
+        if loop is not None and node.id in loop.local and _is_point(index, node, loop):
+            return f"v_{self.names[node.id]}"
+        value = P.uniform_value(node)
+        if value is not None:
+            return literal(value, node.dtype)
+        if P.is_view(node):
+            return self.read(node.inputs[0], view_input_index(node, index), loop)
+        return f"{self.ptr(node)}[{offset_of(index, node.shape).c()}]"
+
+    # ---- the function ----------------------------------------------------------------------------
+    def emit(self):
+        g = self.graph
+        n_in = len(g.inputs)
+        self.out(f"int {self.name}(void **args, void *work)", 0)
+        self.out("{", 0)
+        self.out("char *ws = (char *)work;")
+        self.out("(void)ws;")
+        for i, node in enumerate(g.inputs):
+            t = ctype(node.dtype)
+            self.out(f"const {t} *p_{self.names[node.id]} = (const {t} *)args[{i}];  "
+                     f"/* input {node.name or i}: {node.type_str} */")
+            self.pointer[node.id] = f"p_{self.names[node.id]}"
+        for j, node in enumerate(self.consts):
+            t = ctype(node.dtype)
+            self.out(f"const {t} *p_{self.names[node.id]} = (const {t} *)args[{n_in + j}];  "
+                     f"/* constant {node.type_str} ({node.loc}) */")
+            self.pointer[node.id] = f"p_{self.names[node.id]}"
+        base = n_in + len(self.consts)
+        for i, out in enumerate(g.outputs):
+            t = ctype(out.dtype)
+            self.out(f"{t} *out{i} = ({t} *)args[{base + i}];  /* output {i}: {out.type_str} */")
+        for node_id, i in self.plan.output_of.items():
+            self.pointer[node_id] = f"out{i}"
+        by_id = {n.id: n for n in g.nodes}
+        for node_id, offset in sorted(self.plan.offsets.items(), key=lambda kv: kv[1]):
+            node = by_id[node_id]
+            t = ctype(node.dtype)
+            self.pointer[node_id] = f"t_{self.names[node_id]}"
+            self.out(f"{t} *t_{self.names[node_id]} = ({t} *)(ws + {offset});  "
+                     f"/* {node.type_str} */")
+        for node in self.graph.nodes:
+            if node.prim.name == "const" and node.id not in self.pointer:
+                self.pointer[node.id] = f"(&k_{self.names[node.id]})"
+                self.out(f"const {ctype(node.dtype)} k_{self.names[node.id]} = "
+                         f"{literal(node.params['value'].flat[0], node.dtype)};  (void)k_{self.names[node.id]};")
+        for step in self.plan.steps:
+            self.out("")
+            if isinstance(step, P.Loop):
+                self.emit_loop(step)
+            else:
+                CALLS[step.node.prim.c](self, step.node)
+            self.kernels += 1
+        for i, node in self.plan.output_copies:
+            self.out("")
+            self.emit_copy(i, node)
+        self.out("return GRADC_OK;")
+        self.out("}", 0)
+        return "\n".join(self.lines)
+
+    # ---- fused loops -----------------------------------------------------------------------------
+    def emit_loop(self, loop):
+        domain = loop.domain
+        loop.local = {m.id for m in loop.members if not P.is_reduction(m)}
+        loop.vars = [f"i{k}" for k in range(len(domain))]
+        reductions = [m for m in loop.members if P.is_reduction(m)]
+        flat = len(domain) > 1 and self._flat_ok(loop)
+        names = ", ".join(self.names[m.id] for m in loop.members)
+        self.out(f"/* loop over {list(domain)}: {names} */")
+        # Reductions over trailing loop dimensions keep a local accumulator; others accumulate
+        # into their (zeroed) memory.
+        accum = {}
+        for r in reductions:
+            reduced = self._reduced_vars(r, loop)
+            depth = len(domain) - len(reduced)
+            trailing = reduced == loop.vars[depth:]
+            accum[r.id] = (depth if (trailing and not flat) or (flat and depth == 0) else None)
+            if accum[r.id] is None:
+                self._init_reduction_memory(r)
+        self.out("{")
+        if flat:
+            size = int(np.prod(domain))
+            self.out(f"for (int64_t i = 0; i < {size}; i++) {{", 2)
+            body_depth = 3
+            self._open_accumulators(reductions, accum, 0, 2)
+            self.flat_index = "i"
+        else:
+            body_depth = 2
+            self.flat_index = None
+            for k, (v, d) in enumerate(zip(loop.vars, domain)):
+                self._open_accumulators(reductions, accum, k, body_depth)
+                self.out(f"for (int64_t {v} = 0; {v} < {d}; {v}++) {{", body_depth)
+                body_depth += 1
+            self._open_accumulators(reductions, accum, len(domain), body_depth)
+        for member in loop.members:
+            self.emit_member(member, loop, body_depth, accum)
+        depth = len(domain) if not flat else 1
+        for k in range(depth, 0, -1):
+            body_depth -= 1
+            self.out("}", body_depth)
+            self._close_accumulators(reductions, accum, k - 1 if not flat else 0, body_depth, loop)
+        self.out("}")
+
+    def _flat_ok(self, loop):
+        """A single flat loop when every access is at the loop's own point or loop-invariant."""
+        if any(P.is_reduction(m) and len(self._reduced_vars(m, loop)) != len(loop.domain)
+               for m in loop.members):
+            return False
+        identity = row_major(loop.domain)
+        for member in loop.members:
+            for inp in member.inputs:
+                for off in self._accesses(inp, self.point_index(member if not P.is_reduction(member)
+                                                               else member.inputs[0], loop), loop):
+                    coefs = [off.coefs.get(v, 0) for v in loop.vars]
+                    if coefs != identity and any(coefs):
+                        return False
+        return True
+
+    def _accesses(self, node, index, loop):
+        """Flat offsets of the memory reads that reading node at index performs (for _flat_ok)."""
+        if node.id in loop.local and _is_point(index, node, loop):
+            return []
+        if P.uniform_value(node) is not None:
+            return []
+        if P.is_view(node):
+            return self._accesses(node.inputs[0], view_input_index(node, index), loop)
+        return [offset_of(index, node.shape)]
+
+    def point_index(self, node, loop):
+        """The per-dimension index of node's own elements at the loop's current point."""
+        real = iter(loop.vars)
+        return [Affine() if d == 1 else Affine(0, {next(real): 1}) for d in node.shape]
+
+    def _reduced_vars(self, r, loop):
+        x = r.inputs[0]
+        real = iter(loop.vars)
+        out = []
+        for axis, d in enumerate(x.shape):
+            if d != 1:
+                v = next(real)
+                if axis in r.params["axes"]:
+                    out.append(v)
+        return out
+
+    def _reduced_index(self, r, loop):
+        """Index into a reduction's output at the loop point (reduced axes dropped)."""
+        full = self.point_index(r.inputs[0], loop)
+        return [idx for axis, idx in enumerate(full) if axis not in r.params["axes"]]
+
+    def _init_value(self, r):
+        if r.prim.c == "sum":
+            return literal(0, r.dtype)
+        return "(-INFINITY)" if r.dtype.kind == "f" else ("INT64_MIN" if r.dtype.itemsize == 8
+                                                          else "INT32_MIN")
+
+    def _combine(self, r, acc, value):
+        if r.prim.c == "sum":
+            return f"{acc} += {value};"
+        f = "f" if r.dtype == np.float32 else ""
+        fn = f"gradc_max{f}" if r.dtype.kind == "f" else "gradc_maxi"
+        return f"{acc} = {fn}({acc}, {value});"
+
+    def _init_reduction_memory(self, r):
+        self.out(f"for (int64_t k = 0; k < {r.size}; k++) {self.ptr(r)}[k] = {self._init_value(r)};"
+                 f"  {self.comment(r)}")
+
+    def _open_accumulators(self, reductions, accum, depth, indent):
+        for r in reductions:
+            if accum[r.id] == depth:
+                self.out(f"{ctype(r.dtype)} acc_{self.names[r.id]} = {self._init_value(r)};", indent)
+
+    def _close_accumulators(self, reductions, accum, depth, indent, loop):
+        for r in reductions:
+            if accum[r.id] == depth:
+                index = self._reduced_index(r, loop)
+                self.out(f"{self.ptr(r)}[{offset_of(index, r.shape).c()}] = acc_{self.names[r.id]};"
+                         f"  {self.comment(r)}", indent)
+
+    def flat(self, off):
+        return self.flat_index if self.flat_index and off.coefs else off.c()
+
+    def emit_member(self, m, loop, indent, accum):
+        name = self.names[m.id]
+        if P.is_reduction(m):
+            x = m.inputs[0]
+            value = self._read_in_loop(x, self.point_index(x, loop), loop)
+            if accum[m.id] is not None:
+                self.out(self._combine(m, f"acc_{name}", value) + f"  {self.comment(m)}", indent)
+            else:
+                off = offset_of(self._reduced_index(m, loop), m.shape)
+                self.out(self._combine(m, f"{self.ptr(m)}[{off.c()}]", value)
+                         + f"  {self.comment(m)}", indent)
+            return
+        index = self.point_index(m, loop)
+        if P.is_view(m):
+            expr = self._read_in_loop(m.inputs[0], view_input_index(m, index), loop)
+        else:
+            args = [self._read_in_loop(i, index, loop) for i in m.inputs]
+            expr = self.template(m).format(*args, f="f" if m.dtype == np.float32 else "",
+                                           ctype=EXPR_CTYPES[m.dtype.name])
+        self.out(f"const {ctype(m.dtype)} v_{name} = {expr};  {self.comment(m)}", indent)
+        if m.id in self.plan.stored:
+            off = offset_of(index, m.shape)
+            self.out(f"{self.ptr(m)}[{self.flat(off)}] = v_{name};", indent)
+
+    def _read_in_loop(self, node, index, loop):
+        expr = self.read(node, index, loop)
+        if self.flat_index:   # in a flat loop every access is the point itself or invariant
+            expr = _flatten_subscript(expr, loop, self.flat_index)
+        return expr
+
+    # ---- copies of outputs that are inputs, constants or repeated values ---------------------------
+    def emit_copy(self, i, node):
+        t = ctype(node.dtype)
+        value = P.uniform_value(node)
+        self.out(f"/* output {i} is {self.names[node.id]} */")
+        if value is not None and P.resolve(node, self.plan.alias_of).id not in self.pointer:
+            self.out(f"for (int64_t k = 0; k < {node.size}; k++) out{i}[k] = "
+                     f"{literal(value, node.dtype)};")
+            return
+        self.out(f"memcpy(out{i}, {self.ptr(node)}, {node.size} * sizeof({t}));")
+
+
+def _is_point(index, node, loop):
+    real = [idx for idx, d in zip(index, node.shape) if d != 1]
+    return (len(real) == len(loop.vars)
+            and all(idx.const == 0 and idx.coefs == {v: 1} for idx, v in zip(real, loop.vars)))
+
+
+def _flatten_subscript(expr, loop, flat):
+    """Rewrites the point's row-major subscript `c0 * i0 + ... + i{n-1}` as the flat index."""
+    identity = Affine(0, {v: s for v, s in zip(loop.vars, row_major(loop.domain))}).c()
+    return expr.replace(f"[{identity}]", f"[{flat}]")
+
+
+# ---- calls: one lowering per non-fused C form --------------------------------------------------------
+
+def _matmul(em, node):
+    a, b = node.inputs
+    m, k = a.shape[-2], a.shape[-1]
+    n = b.shape[-1]
+    batch = int(np.prod(node.shape[:-2], dtype=np.int64))
+    f = "f" if node.dtype == np.float32 else "d"
+    operands = []
+    for x, rows, cols in ((a, m, k), (b, k, n)):
+        base, trans = em.plan.folded.get(x.id, (x, False))
+        ld = rows if trans else cols
+        operands.append((em.ptr(base), int(trans), ld, rows * cols))
+    (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
+    em.out(f"/* {em.names[node.id]} = matmul {em.names[a.id]} {em.names[b.id]}  ({node.loc}) */")
+    call = (f"gradc_gemm_{f}({ta}, {tb}, {m}, {n}, {k}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, "
+            f"{ldb}, {em.ptr(node)} + bi * {m * n}, {n});")
+    em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) {call}")
+
+
+def _index_loop(em, node, indices, dims, wrap, body):
+    """Loop over the (broadcast) index arrays computing a checked row offset into dims."""
+    count = int(np.prod(indices[0].shape, dtype=np.int64))
+    em.out(f"for (int64_t s = 0; s < {count}; s++) {{  {em.comment(node)}")
+    em.out("int64_t row = 0;", 2)
+    for idx, dim in zip(indices, dims):
+        em.out(f"{{ int64_t j = gradc_index((int64_t){em.ptr(idx)}[s], {dim}, {int(wrap)}); "
+               f"if (j < 0) return GRADC_ERR_INDEX; row = row * {dim} + j; }}", 2)
+    em.out(body, 2)
+    em.out("}")
+
+
+def _gather(em, node):
+    x, *indices = node.inputs
+    rest = int(np.prod(x.shape[len(indices):], dtype=np.int64))
+    _index_loop(em, node, indices, x.shape[:len(indices)], node.params["wrap"],
+                f"for (int64_t r = 0; r < {rest}; r++) {em.ptr(node)}[s * {rest} + r] = "
+                f"{em.ptr(x)}[row * {rest} + r];")
+
+
+def _scatter_add(em, node):
+    g, *indices = node.inputs
+    shape = node.params["shape"]
+    rest = int(np.prod(shape[len(indices):], dtype=np.int64))
+    em.out(f"memset({em.ptr(node)}, 0, {node.size} * sizeof({ctype(node.dtype)}));")
+    _index_loop(em, node, indices, shape[:len(indices)], node.params["wrap"],
+                f"for (int64_t r = 0; r < {rest}; r++) {em.ptr(node)}[row * {rest} + r] += "
+                f"{em.ptr(g)}[s * {rest} + r];")
+
+
+def _strided_copy(em, node, shape, dst, dst_index, src, src_index):
+    """Nested loops over shape copying src[src_index] to dst[dst_index] (Affine per dimension)."""
+    vars_ = [f"c{k}" for k in range(len(shape))]
+    index = [Affine(0, {v: 1}) for v in vars_]
+    depth = 1
+    for v, d in zip(vars_, shape):
+        em.out(f"for (int64_t {v} = 0; {v} < {d}; {v}++)", depth)
+        depth += 1
+    d_off = offset_of(dst_index(index), node.shape if dst_index else shape)
+    s_off = offset_of(src_index(index), src[1])
+    em.out(f"{dst}[{d_off.c()}] = {src[0]}[{s_off.c()}];", depth)
+
+
+def _unslice(em, node):
+    x = node.inputs[0]
+    p = node.params
+    em.out(f"memset({em.ptr(node)}, 0, {node.size} * sizeof({ctype(node.dtype)}));  "
+           f"{em.comment(node)}")
+    _strided_copy(em, node, x.shape, em.ptr(node),
+                  lambda idx: [Affine(a).plus(i.scaled(s)) for i, a, s in
+                               zip(idx, p["starts"], p["steps"])],
+                  (em.ptr(x), x.shape), lambda idx: idx)
+
+
+def _concatenate(em, node):
+    axis = node.params["axis"]
+    em.out(em.comment(node))
+    start = 0
+    for x in node.inputs:
+        _strided_copy(em, node, x.shape, em.ptr(node),
+                      lambda idx, s=start: [i.plus(Affine(s)) if k == axis else i
+                                            for k, i in enumerate(idx)],
+                      (em.ptr(x), x.shape), lambda idx: idx)
+        start += x.shape[axis]
+
+
+def _argmax(em, node):
+    x = node.inputs[0]
+    axis = node.params["axis"]
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    n = x.shape[axis]
+    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    px, po = em.ptr(x), em.ptr(node)
+    em.out(f"for (int64_t o = 0; o < {outer}; o++) for (int64_t r = 0; r < {inner}; r++) {{  "
+           f"{em.comment(node)}")
+    em.out(f"int64_t best = 0; {ctype(x.dtype)} top = {px}[o * {n * inner} + r];", 2)
+    em.out(f"for (int64_t j = 1; j < {n}; j++) {{ {ctype(x.dtype)} v = {px}[o * {n * inner} + j * "
+           f"{inner} + r]; if (v > top || (v != v && top == top)) {{ top = v; best = j; }} }}", 2)
+    em.out(f"{po}[o * {inner} + r] = best;", 2)
+    em.out("}")
+
+
+CALLS = {"matmul": _matmul, "gather": _gather, "scatter_add": _scatter_add, "unslice": _unslice,
+         "concatenate": _concatenate, "argmax": _argmax}
+
+
+def generate(graph, plan, name, names):
+    """The C function for graph; returns (source text, number of loops and calls)."""
+    emitter = Emitter(plan, name, names)
+    body = emitter.emit()
+    return body, emitter.kernels, emitter.consts

@@ -1,0 +1,248 @@
+"""Lowering plan for the C backend: which nodes fuse into which loop nest, which values need memory,
+and where each lives in the workspace (reused by liveness). Pure analysis, no C text.
+
+Vocabulary: elementwise nodes and reductions are *members* of a Loop over an iteration domain;
+views (broadcast, transpose, slice, reshapes that only add or drop 1s) are index maps folded into
+the reads; a *flat reshape* (one that regroups dimensions) reinterprets a stored, contiguous value;
+everything else (matmul, gather, ...) is a Call of its own."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ELEMENTWISE = ("unary", "binary", "ternary", "compare")
+VIEWS = ("reshape", "broadcast", "transpose", "slice")     # C forms that only remap indices
+REDUCTIONS = ("sum", "max")                                 # C forms fused into loop nests
+ALIGN = 64
+
+
+def domain_of(shape):
+    """The iteration space of a shape: its dimensions other than 1 ((5,1) and (5,) loop alike)."""
+    return tuple(d for d in shape if d != 1)
+
+
+def is_flat_reshape(node):
+    """A reshape that really regroups dimensions (not just adding or removing 1s)."""
+    return node.prim.c == "reshape" and domain_of(node.shape) != domain_of(node.inputs[0].shape)
+
+
+def is_view(node):
+    return node.prim.kind == "shape" and node.prim.c in VIEWS and not is_flat_reshape(node)
+
+
+def is_fusible(node):
+    return node.prim.kind in ELEMENTWISE
+
+
+def is_reduction(node):
+    return node.prim.kind == "reduce" and node.prim.c in REDUCTIONS
+
+
+def is_source(node):
+    return node.prim.kind == "source"
+
+
+@dataclass
+class Loop:
+    """One fused loop nest over `domain`: elementwise members computed per point, reductions
+    accumulated across it."""
+    domain: tuple
+    index: int
+    members: list = field(default_factory=list)
+
+
+@dataclass
+class Call:
+    """A node lowered on its own: matmul (BLAS), gather, scatter_add, concatenate, ..."""
+    node: object
+    index: int
+
+
+@dataclass
+class Plan:
+    graph: object
+    steps: list                 # Loop and Call, in execution order
+    step_of: dict               # node id -> index of the step that computes it
+    stored: set                 # ids of computed nodes whose values live in memory
+    alias_of: dict              # flat reshape id -> the node whose memory it reinterprets
+    offsets: dict               # node id -> workspace byte offset (intermediate values)
+    workspace_bytes: int
+    folded: dict                # matmul operand id -> (stored node, transposed): no copy needed
+    output_of: dict             # stored node id -> output index it is written to directly
+    output_copies: list         # (output index, node) copied after the steps
+
+
+def resolve(node, alias_of):
+    """The node that owns the memory a (possibly flat-reshaped) value lives in."""
+    while node.id in alias_of:
+        node = alias_of[node.id]
+    return node
+
+
+def read_base(node):
+    """Follows views down to the value a read actually touches (a stored node, a loop member, a
+    source or a flat reshape); `identity` is False once an index map is not the identity."""
+    identity = True
+    while is_view(node):
+        if node.prim.c != "reshape":
+            identity = False
+        node = node.inputs[0]
+    return node, identity
+
+
+def dependencies(node, domain):
+    """(base, read at the loop's own point?) for each input of a loop member."""
+    out = []
+    for inp in node.inputs:
+        base, identity = read_base(inp)
+        same_point = (identity and not is_flat_reshape(base)
+                      and domain_of(base.shape) == domain)
+        out.append((base, same_point))
+    return out
+
+
+def _matmul_operand(node):
+    """(stored node, transposed) when a matmul operand needs no copy: a contiguous value, possibly
+    reshaped by 1s, or the swap of its last two axes (folded into the GEMM call)."""
+    transposed = False
+    if node.prim.c == "transpose":
+        perm, n = node.params["perm"], len(node.shape)
+        if n < 2 or perm != tuple(range(n - 2)) + (n - 1, n - 2):
+            return None
+        node, transposed = node.inputs[0], True
+    while is_view(node) and node.prim.c == "reshape":
+        node = node.inputs[0]
+    return None if is_view(node) else (node, transposed)
+
+
+def build_plan(graph):
+    nodes = graph.nodes
+    outputs = {o.id for o in graph.outputs}
+    alias_of = {n.id: n.inputs[0] for n in nodes if n.prim.c == "reshape" and is_flat_reshape(n)}
+
+    # Views that must be computed into memory: outputs, inputs of calls, inputs of flat reshapes.
+    folded, materialize = {}, set()
+    for node in nodes:
+        if is_flat_reshape(node) and is_view(node.inputs[0]):
+            materialize.add(node.inputs[0].id)
+        if is_source(node) or is_fusible(node) or is_reduction(node) or is_view(node) \
+                or is_flat_reshape(node):
+            continue
+        for inp in node.inputs:
+            operand = _matmul_operand(inp) if node.prim.c == "matmul" else None
+            if operand is not None:
+                folded[inp.id] = operand
+            elif is_view(inp):
+                materialize.add(inp.id)
+    materialize |= {n.id for n in nodes if n.id in outputs and is_view(n)}
+
+    steps, step_of, loops_by_domain = [], {}, {}
+    for node in nodes:
+        if is_source(node) or is_flat_reshape(node) or (is_view(node) and node.id not in materialize):
+            continue
+        if not (is_fusible(node) or is_reduction(node) or is_view(node)):
+            steps.append(Call(node, len(steps)))
+            step_of[node.id] = len(steps) - 1
+            continue
+        domain = domain_of(node.inputs[0].shape if is_reduction(node) else node.shape)
+        earliest = 0      # the loop must come after every step whose result it reads from memory
+        for base, same_point in dependencies(node, domain):
+            owner = resolve(base, alias_of)
+            if owner.id in step_of:
+                s = step_of[owner.id]
+                earliest = max(earliest, s if same_point and not is_reduction(owner) else s + 1)
+        candidates = [s for s in loops_by_domain.get(domain, []) if s >= earliest]
+        if candidates:
+            loop = steps[candidates[0]]
+        else:
+            loop = Loop(domain, len(steps))
+            steps.append(loop)
+            loops_by_domain.setdefault(domain, []).append(loop.index)
+        loop.members.append(node)
+        step_of[node.id] = loop.index
+
+    # Values that need memory: read by another step or at another point, reductions, outputs.
+    stored = set()
+    for step in steps:
+        if isinstance(step, Call):
+            stored.add(step.node.id)
+            for inp in step.node.inputs:
+                stored.add(resolve(folded.get(inp.id, (inp,))[0], alias_of).id)
+            continue
+        for member in step.members:
+            if is_reduction(member):
+                stored.add(member.id)
+            for base, same_point in dependencies(member, step.domain):
+                owner = resolve(base, alias_of)
+                if not same_point or step_of.get(owner.id) != step.index:
+                    stored.add(owner.id)
+    stored |= {resolve(o, alias_of).id for o in graph.outputs}
+    stored = {s for s in stored if s in step_of}      # sources are memory already
+
+    output_of, output_copies = {}, []
+    for i, out in enumerate(graph.outputs):
+        owner = resolve(out, alias_of)
+        if is_source(owner) or owner.id in output_of or owner.id not in step_of:
+            output_copies.append((i, out))
+        else:
+            output_of[owner.id] = i
+
+    offsets, workspace = _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded)
+    return Plan(graph, steps, step_of, stored, alias_of, offsets, workspace, folded, output_of,
+                output_copies)
+
+
+def _touched(node, alias_of, folded):
+    """Stored nodes a read of `node` touches, through folded operands, views and aliases."""
+    if node.id in folded:
+        node = folded[node.id][0]
+    out = []
+    while True:
+        node, _ = read_base(node)
+        out.append(node)
+        if node.id not in alias_of:
+            return out
+        node = alias_of[node.id]
+
+
+def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded):
+    """Workspace offsets for intermediate values; memory of dead values is reused (first fit)."""
+    last_use = {}
+    for step in steps:
+        for node in ([step.node] if isinstance(step, Call) else step.members):
+            for inp in node.inputs:
+                for dep in _touched(inp, alias_of, folded):
+                    last_use[dep.id] = max(last_use.get(dep.id, -1), step.index)
+    by_id = {n.id: n for n in graph.nodes}
+    intermediate = sorted((s for s in stored if s not in output_of), key=lambda s: step_of[s])
+    free, offsets, live, end = [], {}, [], 0
+    for node_id in intermediate:
+        start = step_of[node_id]
+        for item in [x for x in live if last_use.get(x[0], step_of[x[0]]) < start]:
+            live.remove(item)
+            free.append((item[1], item[2]))
+        size = _aligned(by_id[node_id].nbytes)
+        slot = next((f for f in sorted(free) if f[1] >= size), None)
+        if slot is None:
+            offset, end = end, end + size
+        else:
+            free.remove(slot)
+            offset = slot[0]
+            if slot[1] > size:
+                free.append((offset + size, slot[1] - size))
+        offsets[node_id] = offset
+        live.append((node_id, offset, size))
+    return offsets, end
+
+
+def _aligned(nbytes):
+    return max(ALIGN, (nbytes + ALIGN - 1) // ALIGN * ALIGN)
+
+
+def uniform_value(node):
+    """The single value of a constant whose elements are all equal (emitted as a literal), else None."""
+    if node.prim.name != "const":
+        return None
+    value = node.params["value"]
+    if value.size >= 1 and (value.size == 1 or bool(np.all(value == value.flat[0]))):
+        return value.flat[0]
+    return None
