@@ -92,7 +92,7 @@ class Tracer(ArrayMethods):
             f"{what} of a traced value at {user_location()}: inside gc.jit and the gradient "
             "transforms values are symbolic, so Python control flow cannot depend on them. "
             "Use gc.where(cond, a, b) for a data-dependent choice, or pass the value as a static "
-            "argument (static_argnums).")
+            "argument (gc.jit(..., static_argnums=...)).")
 
     def __bool__(self):
         self._concrete("bool()")
@@ -111,7 +111,7 @@ class Tracer(ArrayMethods):
 
     def __len__(self):
         if not self.shape:
-            raise TypeError("len() of a 0-d tensor")
+            self._concrete("len() or iteration (e.g. as an axis)")
         return self.shape[0]
 
     def __iter__(self):

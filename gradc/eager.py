@@ -91,6 +91,8 @@ class Tensor(ArrayMethods):
         for t in reversed(order):
             ct = cts.pop(id(t), None)
             if ct is None:
+                if t._creator is None and t.grad is None:   # reached, zero derivative (as PyTorch)
+                    t.grad = np.zeros_like(t.value)
                 continue
             if t._creator is None:
                 t.grad = ct.copy() if t.grad is None else t.grad + ct

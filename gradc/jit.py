@@ -27,6 +27,11 @@ def leaf_names(prefix, treedef):
     return names
 
 
+def _is_static_leaf(leaf):
+    return not (isinstance(leaf, (np.ndarray, np.generic, numbers.Number, core.Tracer, Spec))
+                or type(leaf).__name__ == "Tensor")
+
+
 def _signature_of(leaf):
     """(shape, dtype, weak) of a call argument leaf, as a cache key part."""
     if isinstance(leaf, Spec):
@@ -49,6 +54,7 @@ class Lowered:
         self.in_names = in_names
         self.out_names = [f"out{i}" for i in range(len(graph.outputs))]
         self.backend = backend
+        self.fixed_leaves = set()          # leaves that were static values (e.g. a string option)
         self._compiled = None
 
     @property
@@ -89,6 +95,8 @@ class Compiled:
 
     def __call__(self, *args, **kwargs):
         leaves = flatten_args(self.lowered, args, kwargs)
+        if self.lowered.fixed_leaves:
+            leaves = [v for i, v in enumerate(leaves) if i not in self.lowered.fixed_leaves]
         return self.call_leaves(check_leaves(leaves, self._specs, self.lowered.in_names))
 
     def call_leaves(self, leaves):
@@ -163,16 +171,21 @@ class Jitted:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as e:
             raise TypeError(f"{getattr(self.fn, '__name__', 'function')}(): {e}") from None
-        bound.apply_defaults()
+        # Defaults the caller did not pass stay Python values (static), like gc.nn.softmax's axis.
         return bound.args, bound.kwargs
 
     def _split(self, args, kwargs):
-        """(dynamic leaves, their tree, static values) for a call."""
+        """(dynamic leaves, their tree, static values) for a call. Leaves that are not numbers or
+        arrays (a string option, a function) are static too, like static_argnums."""
         nargs = len(args)
         static = tuple(n % nargs for n in self.static_argnums if -nargs <= n < nargs)
         dynamic = tuple(a for i, a in enumerate(args) if i not in static)
         statics = tuple((i, args[i]) for i in static)
         leaves, tree = tree_flatten((dynamic, kwargs))
+        if any(_is_static_leaf(leaf) for leaf in leaves):
+            fixed = tuple((i, leaf) for i, leaf in enumerate(leaves) if _is_static_leaf(leaf))
+            leaves = [leaf for leaf in leaves if not _is_static_leaf(leaf)]
+            tree = (tree, fixed)
         return leaves, tree, statics
 
     def _names(self, args, tree):
@@ -197,11 +210,15 @@ class Jitted:
 
     def _lower(self, args, leaves, tree, statics):
         sigs = [_signature_of(leaf) for leaf in leaves]
-        names = self._names(args, tree)
+        tree, fixed = tree if isinstance(tree, tuple) else (tree, ())
+        names = [n for i, n in enumerate(self._names(args, tree)) if i not in dict(fixed)]
         with core.Trace() as trace:
             inputs = [trace.new_input(shape, dtype, weak, name=name)
                       for (shape, dtype, weak), name in zip(sigs, names)]
-            dynamic, kwargs = tree_unflatten(tree, inputs)
+            all_leaves = list(inputs)
+            for i, value in fixed:
+                all_leaves.insert(i, value)
+            dynamic, kwargs = tree_unflatten(tree, all_leaves)
             full = list(dynamic)
             for i, value in statics:
                 full.insert(i, value)
@@ -210,7 +227,9 @@ class Jitted:
             outs = [lift(trace, o) for o in out_leaves]
         traced = Graph(trace.inputs, [o.node for o in outs])
         graph = simplify(traced)
-        return Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
+        lowered = Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
+        lowered.fixed_leaves = {i for i, _ in fixed}
+        return lowered
 
     def __call__(self, *args, **kwargs):
         args, kwargs = self._bind(args, kwargs)

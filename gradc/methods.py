@@ -107,7 +107,19 @@ def _ufuncs():
         "greater": ops.greater, "greater_equal": ops.greater_equal, "matmul": ops.matmul,
         "logical_and": ops.logical_and, "logical_or": ops.logical_or,
         "logical_not": ops.logical_not, "reciprocal": lambda x: ops.divide(1, x),
+        "bitwise_and": _on_bools("bitwise_and", ops.logical_and),
+        "bitwise_or": _on_bools("bitwise_or", ops.logical_or),
+        "invert": _on_bools("invert", ops.logical_not),
     }
+
+
+def _on_bools(name, fn):
+    """`&`, `|`, `~` on boolean masks are the logical ops; gradc has no integer bit operations."""
+    def call(*xs):
+        if any(ops.asarray(x).dtype != bool for x in xs if not ops._is_python_scalar(x)):
+            raise NotImplementedError(f"gradc implements np.{name} only on boolean masks")
+        return fn(*xs)
+    return call
 
 
 def _reduction(fn):

@@ -27,10 +27,12 @@ def literal(value, dtype):
             return "INFINITY" if v > 0 else "(-INFINITY)"
         text = repr(v)
         text = text if ("." in text or "e" in text) else text + ".0"
-        return f"{text}f" if dtype == np.float32 else text
+        text = f"{text}f" if dtype == np.float32 else text
+        return f"({text})" if v < 0 else text
     if dtype.kind == "b":
         return "1" if value else "0"
-    return f"{int(value)}LL" if dtype.itemsize == 8 else str(int(value))
+    text = f"{int(value)}LL" if dtype.itemsize == 8 else str(int(value))
+    return f"({text})" if int(value) < 0 else text
 
 
 def row_major(shape):
@@ -101,6 +103,7 @@ class Emitter:
         self.names = names               # node id -> jaxpr-style letter name
         self.lines = []
         self.kernels = 0
+        self.flat_index = None           # "i" inside a flat loop
         self.pointer = {}                # node id -> C pointer expression
         # Arrays are passed as data; single values are written as literals.
         self.consts = [n for n in self.graph.nodes if n.prim.name == "const" and n.size != 1]
@@ -131,9 +134,15 @@ class Emitter:
         value = P.uniform_value(node)
         if value is not None:
             return literal(value, node.dtype)
-        if P.is_view(node):
+        if P.is_view(node) and node.id not in self.plan.materialized:
             return self.read(node.inputs[0], view_input_index(node, index), loop)
-        return f"{self.ptr(node)}[{offset_of(index, node.shape).c()}]"
+        return f"{self.ptr(node)}[{self.subscript(offset_of(index, node.shape))}]"
+
+    def subscript(self, off):
+        """An offset as C; in a flat loop an offset that follows the point is `i + const`."""
+        if self.flat_index and off.coefs:
+            return self.flat_index + (f" + {off.const}" if off.const else "")
+        return off.c()
 
     # ---- the function ----------------------------------------------------------------------------
     def emit(self):
@@ -206,10 +215,9 @@ class Emitter:
                 self._init_reduction_memory(r)
         self.out("{")
         if flat:
-            size = int(np.prod(domain))
-            self.out(f"for (int64_t i = 0; i < {size}; i++) {{", 2)
-            body_depth = 3
             self._open_accumulators(reductions, accum, 0, 2)
+            self.out(f"for (int64_t i = 0; i < {int(np.prod(domain))}; i++) {{", 2)
+            body_depth = 3
             self.flat_index = "i"
         else:
             body_depth = 2
@@ -227,6 +235,7 @@ class Emitter:
             self.out("}", body_depth)
             self._close_accumulators(reductions, accum, k - 1 if not flat else 0, body_depth, loop)
         self.out("}")
+        self.flat_index = None
 
     def _flat_ok(self, loop):
         """A single flat loop when every access is at the loop's own point or loop-invariant."""
@@ -235,13 +244,21 @@ class Emitter:
             return False
         identity = row_major(loop.domain)
         for member in loop.members:
-            for inp in member.inputs:
-                for off in self._accesses(inp, self.point_index(member if not P.is_reduction(member)
-                                                               else member.inputs[0], loop), loop):
+            for inp, index in self._reads(member, loop):
+                for off in self._accesses(inp, index, loop):
                     coefs = [off.coefs.get(v, 0) for v in loop.vars]
                     if coefs != identity and any(coefs):
                         return False
         return True
+
+    def _reads(self, m, loop):
+        """(input, index it is read at) for a loop member at the loop's point."""
+        if P.is_reduction(m):
+            return [(m.inputs[0], self.point_index(m.inputs[0], loop))]
+        point = self.point_index(m, loop)
+        if P.is_view(m):
+            return [(m.inputs[0], view_input_index(m, point))]
+        return [(inp, point) for inp in m.inputs]
 
     def _accesses(self, node, index, loop):
         """Flat offsets of the memory reads that reading node at index performs (for _flat_ok)."""
@@ -249,7 +266,7 @@ class Emitter:
             return []
         if P.uniform_value(node) is not None:
             return []
-        if P.is_view(node):
+        if P.is_view(node) and node.id not in self.plan.materialized:
             return self._accesses(node.inputs[0], view_input_index(node, index), loop)
         return [offset_of(index, node.shape)]
 
@@ -303,14 +320,11 @@ class Emitter:
                 self.out(f"{self.ptr(r)}[{offset_of(index, r.shape).c()}] = acc_{self.names[r.id]};"
                          f"  {self.comment(r)}", indent)
 
-    def flat(self, off):
-        return self.flat_index if self.flat_index and off.coefs else off.c()
-
     def emit_member(self, m, loop, indent, accum):
         name = self.names[m.id]
+        reads = [self.read(inp, index, loop) for inp, index in self._reads(m, loop)]
         if P.is_reduction(m):
-            x = m.inputs[0]
-            value = self._read_in_loop(x, self.point_index(x, loop), loop)
+            value = reads[0]
             if accum[m.id] is not None:
                 self.out(self._combine(m, f"acc_{name}", value) + f"  {self.comment(m)}", indent)
             else:
@@ -320,21 +334,15 @@ class Emitter:
             return
         index = self.point_index(m, loop)
         if P.is_view(m):
-            expr = self._read_in_loop(m.inputs[0], view_input_index(m, index), loop)
+            expr = reads[0]
         else:
-            args = [self._read_in_loop(i, index, loop) for i in m.inputs]
-            expr = self.template(m).format(*args, f="f" if m.dtype == np.float32 else "",
+            expr = self.template(m).format(*reads, f="f" if m.dtype == np.float32 else "",
                                            ctype=EXPR_CTYPES[m.dtype.name])
         self.out(f"const {ctype(m.dtype)} v_{name} = {expr};  {self.comment(m)}", indent)
         if m.id in self.plan.stored:
             off = offset_of(index, m.shape)
-            self.out(f"{self.ptr(m)}[{self.flat(off)}] = v_{name};", indent)
+            self.out(f"{self.ptr(m)}[{self.subscript(off)}] = v_{name};", indent)
 
-    def _read_in_loop(self, node, index, loop):
-        expr = self.read(node, index, loop)
-        if self.flat_index:   # in a flat loop every access is the point itself or invariant
-            expr = _flatten_subscript(expr, loop, self.flat_index)
-        return expr
 
     # ---- copies of outputs that are inputs, constants or repeated values ---------------------------
     def emit_copy(self, i, node):
@@ -352,12 +360,6 @@ def _is_point(index, node, loop):
     real = [idx for idx, d in zip(index, node.shape) if d != 1]
     return (len(real) == len(loop.vars)
             and all(idx.const == 0 and idx.coefs == {v: 1} for idx, v in zip(real, loop.vars)))
-
-
-def _flatten_subscript(expr, loop, flat):
-    """Rewrites the point's row-major subscript `c0 * i0 + ... + i{n-1}` as the flat index."""
-    identity = Affine(0, {v: s for v, s in zip(loop.vars, row_major(loop.domain))}).c()
-    return expr.replace(f"[{identity}]", f"[{flat}]")
 
 
 # ---- calls: one lowering per non-fused C form --------------------------------------------------------

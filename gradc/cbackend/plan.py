@@ -69,6 +69,7 @@ class Plan:
     folded: dict                # matmul operand id -> (stored node, transposed): no copy needed
     output_of: dict             # stored node id -> output index it is written to directly
     output_copies: list         # (output index, node) copied after the steps
+    materialized: set           # ids of views computed into memory
 
 
 def resolve(node, alias_of):
@@ -78,22 +79,24 @@ def resolve(node, alias_of):
     return node
 
 
-def read_base(node):
+def read_base(node, materialized=frozenset()):
     """Follows views down to the value a read actually touches (a stored node, a loop member, a
     source or a flat reshape); `identity` is False once an index map is not the identity."""
     identity = True
-    while is_view(node):
+    while is_view(node) and node.id not in materialized:
         if node.prim.c != "reshape":
             identity = False
         node = node.inputs[0]
     return node, identity
 
 
-def dependencies(node, domain):
+def dependencies(node, domain, materialized):
     """(base, read at the loop's own point?) for each input of a loop member."""
     out = []
+    remaps = is_view(node) and node.prim.c != "reshape"     # a materialized view reads elsewhere
     for inp in node.inputs:
-        base, identity = read_base(inp)
+        base, identity = read_base(inp, materialized)
+        identity = identity and not remaps
         same_point = (identity and not is_flat_reshape(base)
                       and domain_of(base.shape) == domain)
         out.append((base, same_point))
@@ -145,7 +148,7 @@ def build_plan(graph):
             continue
         domain = domain_of(node.inputs[0].shape if is_reduction(node) else node.shape)
         earliest = 0      # the loop must come after every step whose result it reads from memory
-        for base, same_point in dependencies(node, domain):
+        for base, same_point in dependencies(node, domain, materialize):
             owner = resolve(base, alias_of)
             if owner.id in step_of:
                 s = step_of[owner.id]
@@ -171,7 +174,7 @@ def build_plan(graph):
         for member in step.members:
             if is_reduction(member):
                 stored.add(member.id)
-            for base, same_point in dependencies(member, step.domain):
+            for base, same_point in dependencies(member, step.domain, materialize):
                 owner = resolve(base, alias_of)
                 if not same_point or step_of.get(owner.id) != step.index:
                     stored.add(owner.id)
@@ -186,31 +189,32 @@ def build_plan(graph):
         else:
             output_of[owner.id] = i
 
-    offsets, workspace = _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded)
+    offsets, workspace = _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded,
+                                         materialize)
     return Plan(graph, steps, step_of, stored, alias_of, offsets, workspace, folded, output_of,
-                output_copies)
+                output_copies, materialize)
 
 
-def _touched(node, alias_of, folded):
+def _touched(node, alias_of, folded, materialized):
     """Stored nodes a read of `node` touches, through folded operands, views and aliases."""
     if node.id in folded:
         node = folded[node.id][0]
     out = []
     while True:
-        node, _ = read_base(node)
+        node, _ = read_base(node, materialized)
         out.append(node)
         if node.id not in alias_of:
             return out
         node = alias_of[node.id]
 
 
-def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded):
+def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, materialized):
     """Workspace offsets for intermediate values; memory of dead values is reused (first fit)."""
     last_use = {}
     for step in steps:
         for node in ([step.node] if isinstance(step, Call) else step.members):
             for inp in node.inputs:
-                for dep in _touched(inp, alias_of, folded):
+                for dep in _touched(inp, alias_of, folded, materialized):
                     last_use[dep.id] = max(last_use.get(dep.id, -1), step.index)
     by_id = {n.id: n for n in graph.nodes}
     intermediate = sorted((s for s in stored if s not in output_of), key=lambda s: step_of[s])

@@ -1,0 +1,262 @@
+"""The report: machine description, bars met / not met, and the markdown, JSON and PNG outputs.
+
+Input is the list of per-(workload, engine) results assembled by run.py. "Best peer" on a
+workload is the fastest engine other than gradc's own whose answer passed the check; every
+engine's time is also given as a ratio to it. The bars are gradc's targets (gradc-c, the
+default backend): a bar without a measurement is "not met", never silently dropped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from bench.engines import CORES, version_of
+from bench.workloads import SPEEDUP_TARGET, SPEEDUP_WORKLOADS, WARM_SETUP_TARGET_S, WORKLOADS
+
+GRADC = "gradc-c"
+
+
+def machine_info(results=()):
+    """The machine and versions; a version a worker reported (e.g. an uninstalled gradc checkout) wins."""
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor() or "unknown")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        commit = None
+    versions = {name: version_of(name) for name in ("numpy", "gradc", "torch", "jax", "jaxlib", "pytensor")}
+    versions["gradc"] = versions["gradc"] or next(
+        (r["version"] for r in results if r["engine"].startswith("gradc") and r.get("version")), None)
+    return {"cpu": cpu, "cores": CORES, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), **versions,
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"), "gradc_commit": commit, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def fmt_time(s):
+    if s is None:
+        return "—"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def _median(r):
+    return r["timing"]["median_s"] if r and r.get("status") == "ok" else None
+
+
+def _valid(r):
+    """A result whose time counts: it ran, and its value and gradients passed the check."""
+    return _median(r) is not None and r["check"]["ok"]
+
+
+def annotate(results):
+    """Add `vs_best_peer` to every timed result; return {workload: (best peer name, time)}."""
+    best = {}
+    for r in results:
+        if r["peer"] and _valid(r) and (r["workload"] not in best or _median(r) < best[r["workload"]][1]):
+            best[r["workload"]] = (r["engine"], _median(r))
+    for r in results:
+        if _median(r) is not None and r["workload"] in best:
+            r["vs_best_peer"] = _median(r) / best[r["workload"]][1]
+    return best
+
+
+def _why_missing(r):
+    if r is None:
+        return "not measured"
+    if r.get("status") != "ok":
+        return f"{r.get('status')}: {r.get('error', '')}"[:120]
+    return "check failed: " + "; ".join(r["check"]["problems"])[:120]
+
+
+def bars(results, best):
+    by = {(r["workload"], r["engine"]): r for r in results}
+    names = [w for w in WORKLOADS if any(r["workload"] == w for r in results)]
+    rows = []
+    for w in names:
+        g, target = by.get((w, GRADC)), WORKLOADS[w].target_s
+        if target is None:
+            peer = best.get(w)
+            target_text = f"<= best peer ({peer[0]} {fmt_time(peer[1])})" if peer else "<= best peer"
+            target = peer[1] if peer else None
+        else:
+            target_text = f"<= {fmt_time(target)}"
+        if not _valid(g):
+            rows.append({"bar": w, "target": target_text, "measured": _why_missing(g), "met": False})
+        elif target is None:
+            rows.append({"bar": w, "target": target_text, "measured": fmt_time(_median(g)),
+                         "met": False, "note": "no peer measured"})
+        else:
+            rows.append({"bar": w, "target": target_text, "measured": fmt_time(_median(g)),
+                         "met": _median(g) <= target})
+
+    def setup_bar(label, target_text, key, limit_of):
+        what = key.replace("_setup_s", " setup")
+        pairs = [(w, by[(w, GRADC)].get(key), limit_of(w)) for w in names if (w, GRADC) in by]
+        pairs = [(w, s, lim) for w, s, lim in pairs if lim is not None]
+        if not pairs or any(s is None for _, s, _ in pairs):
+            missing = [w for w, s, _ in pairs if s is None] or names
+            return {"bar": label, "target": target_text, "met": False,
+                    "measured": f"no gradc-c {what} for {', '.join(missing)}"}
+        w, s, lim = max(pairs, key=lambda p: p[1] / p[2])
+        return {"bar": label, "target": target_text, "met": all(s <= lim for _, s, lim in pairs),
+                "measured": f"worst {w}: {fmt_time(s)} vs {fmt_time(lim)} "
+                            f"({sum(s <= lim for _, s, lim in pairs)}/{len(pairs)} workloads met)"}
+
+    rows.append(setup_bar("cold setup", "<= jax.jit's cold setup, each workload", "cold_setup_s",
+                          lambda w: (by.get((w, "jax.jit")) or {}).get("cold_setup_s")))
+    rows.append(setup_bar("warm setup", f"<= {fmt_time(WARM_SETUP_TARGET_S)}, each workload",
+                          "warm_setup_s", lambda w: WARM_SETUP_TARGET_S))
+    for w in SPEEDUP_WORKLOADS:
+        if w not in names:
+            continue
+        c, n = by.get((w, GRADC)), by.get((w, "gradc-numpy"))
+        row = {"bar": f"gradc-c vs gradc-numpy, {w}", "target": f">= {SPEEDUP_TARGET:g}x faster"}
+        if _valid(c) and _valid(n):
+            speedup = _median(n) / _median(c)
+            row.update(measured=f"{speedup:.1f}x", met=speedup >= SPEEDUP_TARGET)
+        else:
+            row.update(measured="gradc-c " + _why_missing(c) if not _valid(c) else "gradc-numpy " + _why_missing(n),
+                       met=False)
+        rows.append(row)
+    return rows
+
+
+def _cell(r):
+    if r is None:
+        return "—"
+    if r["status"] == "unavailable":
+        return "n/a"
+    if r["status"] != "ok":
+        return "failed"
+    text = fmt_time(_median(r))
+    if "vs_best_peer" in r:
+        text += f" ({r['vs_best_peer']:.3g}x)"
+    return text if r["check"]["ok"] else text + " **wrong**"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(results, machine, settings, best, bar_rows):
+    engines = list(dict.fromkeys(r["engine"] for r in results))
+    workloads = list(dict.fromkeys(r["workload"] for r in results))
+    by = {(r["workload"], r["engine"]): r for r in results}
+    met = {b["bar"]: b["met"] for b in bar_rows}
+    m = machine
+    out = ["# gradc benchmark: value and gradients per call", "",
+           f"Machine: {m['cpu']}, {m['cores']} cores available ({m['logical_cpus']} logical CPUs), "
+           f"{m['platform']}; OPENBLAS_CORETYPE={m['OPENBLAS_CORETYPE']}.  ",
+           f"Versions: Python {m['python']}, NumPy {m['numpy']}, gradc {m['gradc']} (commit {m['gradc_commit']}), "
+           f"torch {m['torch']}, jax {m['jax']}, pytensor {m['pytensor']}.  ",
+           f"Run: {m['date']}, {settings['mode']} timing ({settings['budget_s']} s per engine and workload, "
+           f"at least {settings['min_batches']} batches), total {settings['elapsed_s']:.0f} s.", "",
+           "## Time per call (median; in brackets the ratio to the best peer)", "",
+           _table(["workload", "gradc-c target", *engines, "best peer", "target met"],
+                  [[w, next(b["target"] for b in bar_rows if b["bar"] == w), *[_cell(by.get((w, e))) for e in engines],
+                    f"{best[w][0]} {fmt_time(best[w][1])}" if w in best else "—",
+                    "met" if met.get(w) else "**not met**"] for w in workloads]), "",
+           "## Bars (gradc-c)", "",
+           _table(["bar", "target", "measured", "met"],
+                  [[b["bar"], b["target"], b["measured"], "met" if b["met"] else "**not met**"] for b in bar_rows]), "",
+           "## Details", "",
+           _table(["workload", "engine", "median", "spread (IQR)", "vs best peer", "batches x calls",
+                   "cold setup", "warm setup", "check (max rel. error)"],
+                  [[r["workload"], r["engine"], fmt_time(_median(r)),
+                    f"{100 * r['timing']['spread']:.1f}%" if _median(r) else "—",
+                    f"{r['vs_best_peer']:.2f}x" if "vs_best_peer" in r else "—",
+                    f"{r['timing']['batches']} x {r['timing']['batch_size']}" if _median(r) else "—",
+                    fmt_time(r.get("cold_setup_s")), fmt_time(r.get("warm_setup_s")) if r.get("warm_setup_s")
+                    else r.get("warm_note", "—"),
+                    (f"ok ({r['check']['max_err']:.1e})" if r["check"]["ok"]
+                     else "**FAIL**: " + "; ".join(r["check"]["problems"])) if "check" in r else "—"]
+                   for r in results if r["status"] == "ok"]), "",
+           "## Notes", ""]
+    notes = {}
+    for r in results:
+        if r["status"] != "ok" or r.get("warm_error"):
+            key = (r["engine"], r["status"] if r["status"] != "ok" else "warm setup failed",
+                   r.get("error") or r.get("warm_error"))
+            notes.setdefault(key, []).append(r["workload"])
+    out += [f"- {e} {status} on {', '.join(ws)}: `{err}`" for (e, status, err), ws in notes.items()]
+    out += ["- Method: each measurement runs in a new process. Per-call time is the median over batches "
+            "after warm-up, garbage collector off, batch size chosen so a batch lasts ~20 ms; spread is the "
+            "interquartile range over the median. Inputs are pre-converted to each engine's array type; JAX "
+            "results are waited for (block_until_ready).",
+            "- Cold setup: trace + compile + first call with an empty on-disk cache (fresh GRADC_CACHE_DIR, "
+            "TORCHINDUCTOR_CACHE_DIR, PyTensor compiledir), after importing the framework. Warm setup: the "
+            "same in a new process with that cache filled; engines without a disk cache (hand NumPy, torch "
+            "eager, jax.jit by default) have none.",
+            "- Check: value and gradients against the hand-written NumPy forward/backward evaluated in float64 "
+            "on the same inputs; error = max |got - ref| / max |ref| per array, tolerance 2e-4 for float32 and "
+            "1e-10 for float64. MLP inputs keep every ReLU pre-activation at least 1e-2 away from 0.",
+            "- Peers: hand NumPy, torch eager (loss.backward()), torch.compile(torch.func.grad_and_value), "
+            "jax.jit(jax.value_and_grad), pytensor.function (default mode). gradc-numpy is gradc's "
+            "interpreted engine (gc.jit(..., backend=\"numpy\")).", ""]
+    return "\n".join(out)
+
+
+def plot(results, best, path):
+    """Grouped bars (log scale) of time per call; gradc-c's targets as black ticks."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    engines = list(dict.fromkeys(r["engine"] for r in results))
+    workloads = list(dict.fromkeys(r["workload"] for r in results))
+    by = {(r["workload"], r["engine"]): r for r in results}
+    width = 0.8 / len(engines)
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(workloads)), 5))
+    for i, e in enumerate(engines):
+        xs = [j + (i - (len(engines) - 1) / 2) * width for j in range(len(workloads))]
+        ts = [_median(by.get((w, e))) or 0 for w in workloads]
+        ax.bar(xs, ts, width, label=e)
+    for j, w in enumerate(workloads):
+        target = WORKLOADS[w].target_s or (best.get(w) or (None, None))[1]
+        if target:
+            ax.hlines(target, j - 0.45, j + 0.45, colors="black", linewidth=1.5,
+                      label="gradc-c target" if j == 0 else None)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(workloads)), workloads)
+    ax.set_ylabel("time per call, value + gradients (s)")
+    ax.set_title("gradc benchmark (lower is better)")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncols=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
+
+
+def _write(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write(results, machine, settings, out_dir):
+    """Write latest.md, latest.json and latest.png into out_dir; return the markdown text."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best = annotate(results)
+    bar_rows = bars(results, best)
+    text = markdown(results, machine, settings, best, bar_rows)
+    try:
+        png = out_dir / "latest.png"
+        plot(results, best, png.with_name("latest.png.tmp"))
+        png.with_name("latest.png.tmp").replace(png)
+    except ImportError as e:
+        text += f"\n- Plot skipped: matplotlib is not installed ({e}).\n"
+    _write(out_dir / "latest.md", text)
+    _write(out_dir / "latest.json", json.dumps(
+        {"machine": machine, "settings": settings, "best_peer": best, "bars": bar_rows, "results": results},
+        indent=1, default=float))
+    return text
