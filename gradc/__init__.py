@@ -18,6 +18,7 @@ from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concaten
 from .primitives import PRIMITIVES
 from .transforms import (GradCheckReport, check_grad, grad, hessian, jacobian, jvp, value_and_grad,
                          vjp)
+from .cache import cache_info, clear_cache
 from .tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
