@@ -22,3 +22,4 @@ from .cache import cache_info, clear_cache
 from .tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
+from .aot import Module

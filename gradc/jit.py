@@ -101,7 +101,16 @@ class Compiled:
 
     def call_leaves(self, leaves):
         outs = self.executable(leaves)
-        return tree_unflatten(self.lowered.out_tree, outs)
+        return self._build(outs)
+
+    @functools.cached_property
+    def _build(self):
+        return output_builder(self.lowered.out_tree)
+
+    def fast_path(self):
+        """(native entry, output builder) when the backend has a native call path, else None."""
+        entry = getattr(self.executable, "entry", None)
+        return (entry, self._build) if entry is not None else None
 
 
 def flatten_args(lowered, args, kwargs):
@@ -148,6 +157,23 @@ def check_leaves(leaves, specs, names):
     return out
 
 
+def output_builder(treedef):
+    """A function from the flat tuple of outputs to the output pytree (generated once: calls are hot)."""
+    counter = iter(range(treedef.num_leaves))
+
+    def expr(td):
+        if td.kind == "leaf":
+            return f"o[{next(counter)}]"
+        if td.kind == "none":
+            return "None"
+        items = [expr(c) for c in td.children]
+        if td.kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(td.keys, items)) + "}"
+        inner = ", ".join(items) + ("," if len(items) == 1 and td.kind == "tuple" else "")
+        return f"({inner})" if td.kind == "tuple" else f"[{inner}]"
+    return eval(f"lambda o: {expr(treedef)}")     # noqa: S307 - built from a TreeDef, not input
+
+
 class Jitted:
     """The callable gc.jit returns. Retraces on a new signature; otherwise reuses the compiled code."""
 
@@ -162,6 +188,7 @@ class Jitted:
         except (TypeError, ValueError):
             self._signature = None
         self._cache = {}
+        self._fast = None          # (native entry, output builder) of the last signature called
         functools.update_wrapper(self, fn)
 
     def _bind(self, args, kwargs):
@@ -229,9 +256,17 @@ class Jitted:
         graph = simplify(traced)
         lowered = Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
         lowered.fixed_leaves = {i for i, _ in fixed}
+        lowered.in_weak = [w for _, _, w in sigs]
+        lowered.flat_positional = (not statics and not fixed and not tree.children[1].children
+                                   and all(c.kind == "leaf" for c in tree.children[0].children))
         return lowered
 
     def __call__(self, *args, **kwargs):
+        fast = self._fast
+        if fast is not None and not kwargs:      # the signature of the last call, checked in C
+            out = fast[0].call(args)
+            if out is not NotImplemented:
+                return fast[1](out)
         args, kwargs = self._bind(args, kwargs)
         leaves, tree, statics = self._split(args, kwargs)
         if any(isinstance(leaf, core.Tracer) or type(leaf).__name__ == "Tensor" for leaf in leaves):
@@ -245,6 +280,7 @@ class Jitted:
         if compiled is None:
             compiled = self._lower(args, leaves, tree, statics).compile()
             self._cache[key] = compiled
+        self._fast = compiled.fast_path() if compiled.lowered.flat_positional else None
         arrays = [np.asarray(leaf, dtype=spec[1]) for leaf, spec in zip(leaves, compiled._specs)]
         return compiled.call_leaves(arrays)
 

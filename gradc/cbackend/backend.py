@@ -6,6 +6,11 @@ import time
 import cffi
 import numpy as np
 
+try:
+    from .. import _fastcall       # the native call path (setup.py builds it where it can)
+except ImportError:
+    _fastcall = None
+
 from . import build, emit
 from .plan import build_plan
 
@@ -44,6 +49,9 @@ def _letters(i):
     return letters(i)
 
 
+_KINDS = {"f": 1, "i": 2, "b": 3}     # weakly typed Python float / int / bool (see _fastcall.c)
+
+
 class CExecutable:
     """A compiled signature: checks and converts arrays, allocates fresh outputs, calls C."""
 
@@ -60,6 +68,14 @@ class CExecutable:
         self.const_ptrs = [_from_buffer(a) for a in self.const_arrays]
         self.workspace_bytes = self.code.workspace_bytes
         self._local = threading.local()
+        self.entry = None
+        if _fastcall is not None:
+            weak = getattr(lowered, "in_weak", [False] * len(graph.inputs))
+            kinds = [(_KINDS[n.dtype.kind] if w else 0, n.dtype.num, n.shape)
+                     for n, w in zip(graph.inputs, weak)]
+            self.entry = _fastcall.Entry(int(_ffi.cast("uintptr_t", self.fn)), tuple(kinds),
+                                         tuple((d.num, s) for s, d in self.out_specs),
+                                         tuple(self.const_arrays), self.workspace_bytes, self.lib)
         self.stats = {"nodes": len(graph.nodes), "kernels": self.code.kernels,
                       "workspace_bytes": self.workspace_bytes,
                       "compile_seconds": time.perf_counter() - start if not hit else seconds,

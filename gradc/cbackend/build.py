@@ -18,7 +18,17 @@ from ..errors import CompileError
 CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
                         Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
 JIT_FLAGS = ["-O3", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
-             "-fno-semantic-interposition"]
+             "-fno-semantic-interposition", "-fopenmp-simd"]
+
+
+@functools.lru_cache(maxsize=None)
+def vector_math_flags(cc):
+    """-DGRADC_VECTOR_MATH and -lmvec where glibc's vector math library is there (GCC, x86-64)."""
+    if platform.machine() != "x86_64" or "clang" in compiler_identity(cc).lower():
+        return [], []
+    probe = subprocess.run([cc, "-print-file-name=libmvec.so"], capture_output=True, text=True)
+    found = probe.returncode == 0 and os.path.isabs(probe.stdout.strip())
+    return (["-DGRADC_VECTOR_MATH"], ["-lmvec"]) if found else ([], [])
 
 
 def cache_dir():
@@ -73,8 +83,9 @@ def blas_flags():
 def compile_shared(source, flags=None, extra_flags=()):
     """Compiles source into a cached shared library; returns (path, seconds, cache_hit)."""
     cc = find_compiler()
-    flags = list(flags or JIT_FLAGS) + list(extra_flags)
-    link = blas_flags() + ["-lm"]
+    vec_compile, vec_link = vector_math_flags(cc) if flags is None else ([], [])
+    flags = list(flags or JIT_FLAGS) + list(extra_flags) + vec_compile
+    link = blas_flags() + vec_link + ["-lm"]
     key = hashlib.sha256("\0".join([source, compiler_identity(cc), " ".join(flags + link), __version__,
                                     machine_identity()]).encode()).hexdigest()[:32]
     directory = cache_dir()
