@@ -31,6 +31,14 @@ GRADC_SIMD double tanh(double);
 GRADC_SIMD double pow(double, double);
 #endif
 
+/* Repeated steps (an unrolled loop's body) are emitted once and called per step; not inlining
+ * them keeps compile time in proportion to the loop body, not to the number of steps. */
+#if defined(__GNUC__)
+#define GRADC_NOINLINE __attribute__((noinline))
+#else
+#define GRADC_NOINLINE
+#endif
+
 /* Error codes a kernel returns (0 is success). */
 #define GRADC_OK 0
 #define GRADC_ERR_INDEX 1      /* an index or label out of range */

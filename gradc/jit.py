@@ -55,6 +55,7 @@ class Lowered:
         self.out_names = [f"out{i}" for i in range(len(graph.outputs))]
         self.backend = backend
         self.fixed_leaves = set()          # leaves that were static values (e.g. a string option)
+        self.bind = None                   # maps a call's (args, kwargs) as the jitted function did
         self._compiled = None
 
     @property
@@ -94,6 +95,8 @@ class Compiled:
         return self.executable.stats
 
     def __call__(self, *args, **kwargs):
+        if self.lowered.bind is not None:
+            args, kwargs = self.lowered.bind(args, kwargs)
         leaves = flatten_args(self.lowered, args, kwargs)
         if self.lowered.fixed_leaves:
             leaves = [v for i, v in enumerate(leaves) if i not in self.lowered.fixed_leaves]
@@ -257,6 +260,7 @@ class Jitted:
         lowered = Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
         lowered.fixed_leaves = {i for i, _ in fixed}
         lowered.in_weak = [w for _, _, w in sigs]
+        lowered.bind = self._bind
         lowered.flat_positional = (not statics and not fixed and not tree.children[1].children
                                    and all(c.kind == "leaf" for c in tree.children[0].children))
         return lowered

@@ -872,3 +872,10 @@ def test_fork_gradients_add(backend):
 def test_same_argument_passed_twice_adds(backend):
     x = np.array([1.0, -2.0])
     assert_grads_everywhere(lambda x: gc.sum(gc.multiply(x, x)), (x,), 0, 2 * x, backend)
+
+
+def test_power_with_integer_exponents_at_zero(backend):
+    # d/dx x^n = n x^(n-1), finite at x = 0 for n >= 1 and 0 for n = 0 (as PyTorch)
+    x = np.array([0.0, -1.5, 2.0])
+    for n, want in [(0, np.zeros(3)), (1, np.ones(3)), (2, 2 * x), (3, 3 * x ** 2)]:
+        assert_grads_everywhere(lambda x: gc.sum(x ** n), (x,), 0, want, backend)

@@ -2,6 +2,7 @@
 leaves, then the constant arrays, then the outputs. Temporaries are named after the graph's nodes
 (as in `as_text()`), and every statement carries a comment with the node and the user's file:line."""
 import math
+import re
 
 import numpy as np
 
@@ -104,6 +105,7 @@ class Emitter:
         self.lines = []
         self.kernels = 0
         self.flat_index = None           # "i" inside a flat loop
+        self.ptr_types = {}              # pointer name -> its C type, e.g. "const float *"
         self.pointer = {}                # node id -> C pointer expression
         # Arrays are passed as data; single values are written as literals.
         self.consts = [n for n in self.graph.nodes if n.prim.name == "const" and n.size != 1]
@@ -145,54 +147,64 @@ class Emitter:
         return off.c()
 
     # ---- the function ----------------------------------------------------------------------------
+    def declare(self, node, name, ptr_type, init, note):
+        self.pointer[node.id] = name
+        self.ptr_types[name] = ptr_type
+        self.out(f"{ptr_type}{name} = ({ptr_type.strip()}){init};  /* {note} */")
+
     def emit(self):
         g = self.graph
         n_in = len(g.inputs)
         self.out(f"int {self.name}(void **args, void *work)", 0)
         self.out("{", 0)
         self.out("char *ws = (char *)work;")
-        self.out("(void)ws;")
+        self.out("int rc = GRADC_OK;")
+        self.out("(void)ws; (void)rc;")
         for i, node in enumerate(g.inputs):
-            t = ctype(node.dtype)
-            self.out(f"const {t} *p_{self.names[node.id]} = (const {t} *)args[{i}];  "
-                     f"/* input {node.name or i}: {node.type_str} */")
-            self.pointer[node.id] = f"p_{self.names[node.id]}"
+            self.declare(node, f"p_{self.names[node.id]}", f"const {ctype(node.dtype)} *", f"args[{i}]",
+                         f"input {node.name or i}: {node.type_str}")
         for j, node in enumerate(self.consts):
-            t = ctype(node.dtype)
-            self.out(f"const {t} *p_{self.names[node.id]} = (const {t} *)args[{n_in + j}];  "
-                     f"/* constant {node.type_str} ({node.loc}) */")
-            self.pointer[node.id] = f"p_{self.names[node.id]}"
+            self.declare(node, f"p_{self.names[node.id]}", f"const {ctype(node.dtype)} *",
+                         f"args[{n_in + j}]", f"constant {node.type_str} ({node.loc})")
         base = n_in + len(self.consts)
+        outs = {i: node_id for node_id, i in self.plan.output_of.items()}
         for i, out in enumerate(g.outputs):
-            t = ctype(out.dtype)
-            self.out(f"{t} *out{i} = ({t} *)args[{base + i}];  /* output {i}: {out.type_str} */")
-        for node_id, i in self.plan.output_of.items():
-            self.pointer[node_id] = f"out{i}"
+            t = f"{ctype(out.dtype)} *"
+            self.ptr_types[f"out{i}"] = t
+            self.out(f"{t}out{i} = ({t.strip()})args[{base + i}];  /* output {i}: {out.type_str} */")
+            if i in outs:
+                self.pointer[outs[i]] = f"out{i}"
         by_id = {n.id: n for n in g.nodes}
         for node_id, offset in sorted(self.plan.offsets.items(), key=lambda kv: kv[1]):
             node = by_id[node_id]
-            t = ctype(node.dtype)
-            self.pointer[node_id] = f"t_{self.names[node_id]}"
-            self.out(f"{t} *t_{self.names[node_id]} = ({t} *)(ws + {offset});  "
-                     f"/* {node.type_str} */")
+            self.declare(node, f"t_{self.names[node_id]}", f"{ctype(node.dtype)} *", f"(ws + {offset})",
+                         node.type_str)
         for node in self.graph.nodes:
             if node.prim.name == "const" and node.id not in self.pointer:
-                self.pointer[node.id] = f"(&k_{self.names[node.id]})"
-                self.out(f"const {ctype(node.dtype)} k_{self.names[node.id]} = "
-                         f"{literal(node.params['value'].flat[0], node.dtype)};  (void)k_{self.names[node.id]};")
+                k = f"k_{self.names[node.id]}"
+                self.pointer[node.id] = f"(&{k})"
+                self.ptr_types[f"(&{k})"] = f"const {ctype(node.dtype)} *"
+                self.out(f"const {ctype(node.dtype)} {k} = "
+                         f"{literal(node.params['value'].flat[0], node.dtype)};  (void){k};")
+        header, self.lines = self.lines, []
+        blocks = []
         for step in self.plan.steps:
-            self.out("")
+            self.lines = []
             if isinstance(step, P.Loop):
                 self.emit_loop(step)
             else:
                 CALLS[step.node.prim.c](self, step.node)
             self.kernels += 1
+            blocks.append(self.lines)
         for i, node in self.plan.output_copies:
-            self.out("")
+            self.lines = []
             self.emit_copy(i, node)
+            blocks.append(self.lines)
+        functions, body = outline(blocks, self.ptr_types, self.name)
+        self.lines = header + body
         self.out("return GRADC_OK;")
         self.out("}", 0)
-        return "\n".join(self.lines)
+        return "\n\n".join(functions + ["\n".join(self.lines)])
 
     # ---- fused loops -----------------------------------------------------------------------------
     def emit_loop(self, loop):
@@ -390,9 +402,10 @@ def _matmul(em, node):
     f = "f" if node.dtype == np.float32 else "d"
     operands = []
     for x, rows, cols in ((a, m, k), (b, k, n)):
-        base, trans = em.plan.folded.get(x.id, (x, False))
+        base, trans, offset = em.plan.folded.get(x.id, (x, False, 0))
         ld = rows if trans else cols
-        operands.append((em.ptr(base), int(trans), ld, rows * cols))
+        pointer = em.ptr(base) + (f" + {offset}" if offset else "")
+        operands.append((pointer, int(trans), ld, rows * cols))
     (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
     em.out(f"/* {em.names[node.id]} = matmul {em.names[a.id]} {em.names[b.id]}  ({node.loc}) */")
     call = (f"gradc_gemm_{f}({ta}, {tb}, {m}, {n}, {k}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, "
@@ -484,6 +497,54 @@ def _argmax(em, node):
 
 CALLS = {"matmul": _matmul, "gather": _gather, "scatter_add": _scatter_add, "unslice": _unslice,
          "concatenate": _concatenate, "argmax": _argmax}
+
+
+# ---- outlining: a step that repeats (an unrolled loop's body) becomes one function ----------------
+
+_POINTER = re.compile(r"\(&k_[a-z]+\)|\b(?:p|t)_[a-z]+\b|\bout[0-9]+\b")
+_LOCAL = re.compile(r"\b(?:v|acc)_[a-z]+\b")
+_NODE_COMMENT = re.compile(r"/\* [a-z]+ = (\S+)[^*]*?(\([^()]*\)) \*/")
+_LOOP_COMMENT = re.compile(r"(/\* loop over \[[0-9, ]*\]):[^*]*\*/")
+
+
+def _canonical(block):
+    """A step's text with its pointers and locals renamed by first use and node names dropped from
+    comments, and the pointers in that order: equal texts are the same computation on other data."""
+    text = "\n".join(block)
+    pointers = list(dict.fromkeys(_POINTER.findall(text)))
+    names = {p: f"a{i}" for i, p in enumerate(pointers)}
+    text = _POINTER.sub(lambda m: names[m.group(0)], text)
+    locals_ = {v: f"v{i}" for i, v in enumerate(dict.fromkeys(_LOCAL.findall(text)))}
+    text = _LOCAL.sub(lambda m: locals_[m.group(0)], text)
+    text = _LOOP_COMMENT.sub(r"\1 */", _NODE_COMMENT.sub(r"/* \1  \2 */", text))
+    return text, pointers
+
+
+def outline(blocks, ptr_types, prefix):
+    """(static functions for steps that occur more than once, the kernel's body lines). Keeps the
+    compile time of unrolled loops in proportion to the loop body, not its length."""
+    canon = [_canonical(b) for b in blocks]
+    counts = {}
+    for text, _ in canon:
+        counts[text] = counts.get(text, 0) + 1
+    functions, fn_names, body = [], {}, []
+    for block, (text, pointers) in zip(blocks, canon):
+        body.append("")
+        if counts[text] < 2:
+            body.extend(block)
+            continue
+        if text not in fn_names:
+            fn_names[text] = f"{prefix}_step{len(fn_names)}"
+            params = ", ".join(f"{ptr_types[p]}a{i}" for i, p in enumerate(pointers))
+            inner = "\n".join("    " + line for line in text.splitlines())
+            functions.append(f"static GRADC_NOINLINE int {fn_names[text]}({params})\n{{\n{inner}\n"
+                             f"    return GRADC_OK;\n}}")
+        args = ", ".join(p.replace("(&", "&").rstrip(")") if p.startswith("(&") else p
+                         for p in pointers)
+        first = block[0].strip()
+        note = first[first.index("/*"):] if "/*" in first else ""
+        body.append(f"    if ((rc = {fn_names[text]}({args}))) return rc;  {note}")
+    return functions, body
 
 
 def generate(graph, plan, name, names):

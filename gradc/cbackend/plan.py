@@ -66,7 +66,7 @@ class Plan:
     alias_of: dict              # flat reshape id -> the node whose memory it reinterprets
     offsets: dict               # node id -> workspace byte offset (intermediate values)
     workspace_bytes: int
-    folded: dict                # matmul operand id -> (stored node, transposed): no copy needed
+    folded: dict                # matmul operand id -> (stored node, transposed, element offset)
     output_of: dict             # stored node id -> output index it is written to directly
     output_copies: list         # (output index, node) copied after the steps
     materialized: set           # ids of views computed into memory
@@ -114,7 +114,28 @@ def _matmul_operand(node):
         node, transposed = node.inputs[0], True
     while is_view(node) and node.prim.c == "reshape":
         node = node.inputs[0]
-    return None if is_view(node) else (node, transposed)
+    offset = 0
+    if node.prim.c == "slice":          # e.g. xs[t]: a contiguous block, passed as base + offset
+        offset = contiguous_slice_offset(node)
+        if offset is None:
+            return None
+        node = node.inputs[0]
+    return None if is_view(node) else (node, transposed, offset)
+
+
+def contiguous_slice_offset(node):
+    """The element offset of a slice that is one contiguous block of its input, else None: size 1
+    on the leading axes, a unit-step range on one axis, whole axes after it."""
+    x, p = node.inputs[0], node.params
+    sizes = node.shape
+    first = next((d for d, size in enumerate(sizes) if size > 1), len(sizes))
+    if first < len(sizes) and p["steps"][first] != 1:
+        return None
+    for d in range(first + 1, len(sizes)):
+        if sizes[d] != x.shape[d] or (x.shape[d] > 1 and (p["starts"][d] != 0 or p["steps"][d] != 1)):
+            return None
+    strides = [int(np.prod(x.shape[d + 1:], dtype=np.int64)) for d in range(len(x.shape))]
+    return sum(start * stride for start, stride in zip(p["starts"], strides))
 
 
 def build_plan(graph):
