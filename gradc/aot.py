@@ -4,6 +4,7 @@ setuptools. What it builds needs NumPy and cffi at run time; no gradc, tracing o
 import contextlib
 import inspect
 import keyword
+import numbers
 import os
 import pprint
 import re
@@ -11,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .dtypes import Spec, short_name
+from .dtypes import Spec
 from .errors import CompileError
 from .jit import jit, leaf_names
 from .tree import tree_flatten, tree_unflatten
@@ -113,7 +115,7 @@ def _c_string(text):
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# ---- one exported function ------------------------------------------------------------------------
+# ---- one exported function -----------------------------------------------------------------------
 
 class Export:
     """One exported function of a Module: its specs and, traced on first use, its graph and C."""
@@ -159,7 +161,7 @@ class Export:
         return [f"{self.symbol}_k{j}" for j in range(len(self.code.consts))]
 
     def param_names(self):
-        """Python parameter names of the export, one per spec (arg<i> where the signature has none)."""
+        """The export's Python parameter names, one per spec (arg<i> past the signature's)."""
         try:
             params = [p.name for p in inspect.signature(self.fn).parameters.values()
                       if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -197,7 +199,7 @@ class Export:
                 f"const char *{s}_name_out(int i);"]
 
 
-# ---- the module -----------------------------------------------------------------------------------
+# ---- the module ----------------------------------------------------------------------------------
 
 class Module:
     """A named set of exported functions, built ahead of time into C and a Python extension.
@@ -270,12 +272,12 @@ class Module:
             f"rerun `gradc build {self.source_file}`.",
             " *",
             f" * compile: cc -O2 -std=c99 -fopenmp-simd -c {self.name}.c",
-            " *   (portable: no -march flag needed; -fopenmp-simd, for GCC and Clang, vectorises the",
-            " *   sums marked `omp simd`; without it they run in order and GCC's -Wall notes the pragma)",
+            " *   Portable: no -march flag needed. -fopenmp-simd (GCC, Clang) vectorises the sums",
+            " *   marked `omp simd`; without it they run in order (GCC's -Wall notes the pragma).",
             " * link with: -lm",
-            " *   Matrix products use a plain C loop. For OpenBLAS, compile with -DGRADC_HAVE_OPENBLAS",
-            " *   and link -lscipy_openblas from the scipy-openblas32 wheel (its lib directory is",
-            " *   `python -c \"import scipy_openblas32 as s; print(s.get_lib_dir())\"`).",
+            " *   Matrix products use a plain C loop. For OpenBLAS, compile with",
+            " *   -DGRADC_HAVE_OPENBLAS and link -lscipy_openblas from the scipy-openblas32 wheel",
+            " *   (lib directory: python -c \"import scipy_openblas32 as s; print(s.get_lib_dir())\").",
             " */"])
 
     def _error_codes(self):
@@ -351,7 +353,7 @@ class Module:
             parts.append(_export_definitions(self, export))
         return "\n".join(parts)
 
-    # ---- Python ------------------------------------------------------------------------------------
+    # ---- Python ----------------------------------------------------------------------------------
     def python_source(self, package=None):
         """The NumPy wrapper module `<name>.py` around the compiled cffi module `_<name>`."""
         return _python_wrapper(self, package)
@@ -452,7 +454,7 @@ class Built:
     compile_seconds: float = 0.0
 
 
-# ---- C definitions of one export --------------------------------------------------------------------
+# ---- C definitions of one export -----------------------------------------------------------------
 
 def _c_array(values, dtype):
     """Comma-separated C literals of a flat array, packed into ~96-column lines."""
@@ -537,7 +539,7 @@ def _compile_options(blas, native):
     return options
 
 
-# ---- files and processes ------------------------------------------------------------------------------
+# ---- files and processes -------------------------------------------------------------------------
 
 def _make_dir(path):
     if path.exists() and not path.is_dir():
@@ -597,7 +599,7 @@ def _redirected_output(path):
                 os.close(fd)
 
 
-# ---- the NumPy wrapper --------------------------------------------------------------------------------
+# ---- the NumPy wrapper ---------------------------------------------------------------------------
 # The functions and the class below are copied verbatim (inspect.getsource) into every generated
 # wrapper, so they may use only numpy, threading and the builtins; they are tested here as code.
 
@@ -671,7 +673,7 @@ class _Kernel:
             raise ValueError(f"argument {name}: expected {_type_str(shape, dtype)}, got "
                              f"{_type_str(array.shape, array.dtype)}")
         if not (array.flags.c_contiguous and array.flags.aligned):
-            array = np.ascontiguousarray(array)         # a copy: the caller's array is never written
+            array = np.ascontiguousarray(array)     # a copy: the caller's array is never written
         return array
 
     def _work(self):
@@ -717,7 +719,7 @@ def _tree_literal(treedef):
 
 
 def _python_wrapper(module, package):
-    """Source of the generated `<name>.py`: the runtime above, one _Kernel and one def per export."""
+    """Source of the generated `<name>.py`: the runtime above, a _Kernel and a def per export."""
     from .cbackend.emit import ctype
     ext = f"._{module.name}" if package else f"_{module.name}"
     lines = [f'"""{module.name}: NumPy functions calling the compiled C of the gradc module '

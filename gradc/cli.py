@@ -1,4 +1,4 @@
-"""The `gradc` command line (also `python -m gradc`): build, graph, demo and cache (API.md section 6).
+"""The `gradc` command line (also `python -m gradc`): build, graph, demo, cache (API.md section 6).
 
 A user mistake (a missing file, a spec that does not parse, a function that does not trace) ends
 with one line on stderr and exit status 1; argparse's usage errors exit with 2. Set GRADC_DEBUG=1
@@ -102,7 +102,7 @@ def _parser():
     return parser
 
 
-# ---- loading the user's file ------------------------------------------------------------------------
+# ---- loading the user's file ---------------------------------------------------------------------
 
 def load_file(path):
     """Imports a Python file by path (its directory first on sys.path, as `python FILE` does);
@@ -150,7 +150,7 @@ def _modules_in(module, path):
     return found
 
 
-# ---- gradc build ---------------------------------------------------------------------------------------
+# ---- gradc build ---------------------------------------------------------------------------------
 
 def _build(args):
     path = Path(args.file)
@@ -167,7 +167,7 @@ def _build(args):
             print(f"  {f}")
 
 
-# ---- gradc graph ---------------------------------------------------------------------------------------
+# ---- gradc graph ---------------------------------------------------------------------------------
 
 def _graph(args):
     import gradc as gc
@@ -215,7 +215,7 @@ def _graph_specs(texts, fn, module, path, func):
             for export in mod.exports:
                 if export.fn is fn:
                     return export.specs
-    raise UserError(f"{path}: give the argument specs of {func}, e.g. --arg 'f32[3,4]' per argument")
+    raise UserError(f"{path}: give the argument specs of {func}, one --arg 'f32[3,4]' per argument")
 
 
 def _summed_value_and_grad(fn, specs, func):
@@ -264,7 +264,7 @@ def _write_graph(dot, output):
         raise UserError(f"dot -T{fmt} failed: {message}")
 
 
-# ---- gradc cache ---------------------------------------------------------------------------------------
+# ---- gradc cache ---------------------------------------------------------------------------------
 
 def _cache_info(args):
     import gradc as gc

@@ -86,6 +86,10 @@ class Tensor(ArrayMethods):
         if gradient.shape != self.shape:
             raise ValueError(f"backward(): gradient of shape {gradient.shape} for a tensor of "
                              f"shape {self.shape}")
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):   # see interpreter.run
+            self._backward(gradient)
+
+    def _backward(self, gradient):
         order = _toposort(self)
         cts = {id(self): gradient}
         for t in reversed(order):

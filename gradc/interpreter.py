@@ -18,6 +18,12 @@ def last_uses(graph):
 
 def run(graph, inputs):
     """Evaluates graph on NumPy input arrays; returns fresh output arrays."""
+    # NOTE: gc.where evaluates both branches, so the unused one may divide by zero: no warnings.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _run(graph, inputs)
+
+
+def _run(graph, inputs):
     env = {}
     last = last_uses(graph)
     for node, value in zip(graph.inputs, inputs):

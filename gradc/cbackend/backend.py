@@ -11,7 +11,7 @@ try:
 except ImportError:
     _fastcall = None
 
-from . import build, emit
+from . import blas, build, emit
 from .plan import build_plan
 
 KERNEL = "gradc_kernel"
@@ -59,6 +59,7 @@ class CExecutable:
         start = time.perf_counter()
         self.code = CSource(lowered)
         path, seconds, hit = build.compile_shared(self.code.source)
+        blas.load()      # gradc's OpenBLAS with its core type and threads, before the kernel links it
         self.lib = _ffi.dlopen(str(path))
         self.fn = getattr(self.lib, KERNEL)
         graph = lowered.graph

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CompileError
+from . import blas
 
 CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
                         Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
@@ -72,12 +73,10 @@ def machine_identity():
 @functools.lru_cache(maxsize=None)
 def blas_flags():
     """Compile and link flags for scipy-openblas32, or [] for the plain C fallback."""
-    try:
-        import scipy_openblas32 as sob
-    except ImportError:
+    lib = blas.lib_dir()
+    if lib is None:
         return []
-    lib = sob.get_lib_dir()
-    return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib}", f"-Wl,-rpath,{lib}", f"-l{sob.get_library()}"]
+    return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib}", f"-Wl,-rpath,{lib}", f"-l{blas.LIBRARY}"]
 
 
 def compile_shared(source, flags=None, extra_flags=()):
