@@ -18,6 +18,7 @@ from bench.engines import CORES, version_of
 from bench.workloads import SPEEDUP_TARGET, SPEEDUP_WORKLOADS, WARM_SETUP_TARGET_S, WORKLOADS
 
 GRADC = "gradc-c"
+BUSY_CORES = 0.25
 
 
 def machine_info(results=()):
@@ -48,6 +49,11 @@ def fmt_time(s):
 
 def _median(r):
     return r["timing"]["median_s"] if r and r.get("status") == "ok" else None
+
+
+def _busy(r):
+    """Timed while other processes kept more than BUSY_CORES cores busy."""
+    return _median(r) is not None and r["timing"].get("background_cores", 0) > BUSY_CORES
 
 
 def _valid(r):
@@ -136,7 +142,7 @@ def _cell(r):
         return "n/a"
     if r["status"] != "ok":
         return "failed"
-    text = fmt_time(_median(r))
+    text = fmt_time(_median(r)) + ("*" if _busy(r) else "")
     if "vs_best_peer" in r:
         text += f" ({r['vs_best_peer']:.3g}x)"
     return text if r["check"]["ok"] else text + " **wrong**"
@@ -148,11 +154,52 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _details_row(r):
+    t = r["timing"]
+    check = r["check"]
+    return [r["workload"], r["engine"], fmt_time(t["median_s"]), fmt_time(t["min_s"]),
+            f"{100 * t['spread']:.1f}%", f"{t.get('background_cores', float('nan')):.2f}" + ("*" if _busy(r) else ""),
+            f"{r['vs_best_peer']:.2f}x" if "vs_best_peer" in r else "—", f"{t['batches']} x {t['batch_size']}",
+            fmt_time(r.get("cold_setup_s")),
+            fmt_time(r["warm_setup_s"]) if r.get("warm_setup_s") else r.get("warm_note", "failed"),
+            f"ok ({check['max_err']:.1e})" if check["ok"] else "**FAIL**: " + "; ".join(check["problems"])]
+
+
+def _notes(results):
+    """One line per (engine, problem): engines not installed, failures (with their message)."""
+    grouped = {}
+    for r in results:
+        if r["status"] != "ok" or r.get("warm_error"):
+            what = {"unavailable": "not installed, skipped", "ok": "warm setup failed"}.get(r["status"], r["status"])
+            grouped.setdefault((r["engine"], what, r.get("error") or r.get("warm_error")), []).append(r["workload"])
+    return [f"- {e} {what} on {', '.join(ws)}: `{err}`" for (e, what, err), ws in grouped.items()]
+
+
+METHOD_NOTES = [
+    "- Method: each measurement runs in a new process. Per-call time is the median over batches after "
+    "warm-up, garbage collector off, batch size chosen so a batch lasts ~20 ms; spread is the interquartile "
+    "range over the median; busy cores besides = CPU used by other processes during the timing (from "
+    "/proc/stat). Inputs are pre-converted to each engine's array type; JAX results are waited for "
+    "(block_until_ready). Threads: all available cores for every engine.",
+    "- Cold setup: trace + compile + first call with an empty on-disk cache (fresh GRADC_CACHE_DIR, "
+    "TORCHINDUCTOR_CACHE_DIR, PyTensor compiledir), after importing the framework. Warm setup: the same in "
+    "a new process with that cache filled; engines without a disk cache (hand NumPy, torch eager, jax.jit "
+    "by default) have none.",
+    "- Check: value and gradients against the hand-written NumPy forward/backward evaluated in float64 on "
+    "the same inputs; error = max |got - ref| / max |ref| per array, tolerance 2e-4 for float32 and 1e-10 "
+    "for float64. MLP inputs keep every ReLU pre-activation at least 1e-2 away from 0.",
+    "- Peers: hand NumPy, torch eager (loss.backward()), torch.compile(torch.func.grad_and_value), "
+    "jax.jit(jax.value_and_grad), pytensor.function (default mode). gradc-numpy is gradc's interpreted "
+    "engine (gc.jit(..., backend=\"numpy\")).",
+]
+
+
 def markdown(results, machine, settings, best, bar_rows):
     engines = list(dict.fromkeys(r["engine"] for r in results))
     workloads = list(dict.fromkeys(r["workload"] for r in results))
     by = {(r["workload"], r["engine"]): r for r in results}
-    met = {b["bar"]: b["met"] for b in bar_rows}
+    bar = {b["bar"]: b for b in bar_rows}
+    busy = [r for r in results if _busy(r)]
     m = machine
     out = ["# gradc benchmark: value and gradients per call", "",
            f"Machine: {m['cpu']}, {m['cores']} cores available ({m['logical_cpus']} logical CPUs), "
@@ -160,52 +207,25 @@ def markdown(results, machine, settings, best, bar_rows):
            f"Versions: Python {m['python']}, NumPy {m['numpy']}, gradc {m['gradc']} (commit {m['gradc_commit']}), "
            f"torch {m['torch']}, jax {m['jax']}, pytensor {m['pytensor']}.  ",
            f"Run: {m['date']}, {settings['mode']} timing ({settings['budget_s']} s per engine and workload, "
-           f"at least {settings['min_batches']} batches), total {settings['elapsed_s']:.0f} s; "
-           "load average (1 min) at start / end: {:.1f} / {:.1f} (other work on the machine inflates "
-           "times and spreads).".format(*settings["load_average_1min"]), "",
-           "## Time per call (median; in brackets the ratio to the best peer)", "",
-           _table(["workload", "gradc-c target", *engines, "best peer", "target met"],
-                  [[w, next(b["target"] for b in bar_rows if b["bar"] == w), *[_cell(by.get((w, e))) for e in engines],
-                    f"{best[w][0]} {fmt_time(best[w][1])}" if w in best else "—",
-                    "met" if met.get(w) else "**not met**"] for w in workloads]), "",
-           "## Bars (gradc-c)", "",
-           _table(["bar", "target", "measured", "met"],
-                  [[b["bar"], b["target"], b["measured"], "met" if b["met"] else "**not met**"] for b in bar_rows]), "",
-           "## Details", "",
-           _table(["workload", "engine", "median", "spread (IQR)", "vs best peer", "batches x calls",
-                   "cold setup", "warm setup", "check (max rel. error)"],
-                  [[r["workload"], r["engine"], fmt_time(_median(r)),
-                    f"{100 * r['timing']['spread']:.1f}%" if _median(r) else "—",
-                    f"{r['vs_best_peer']:.2f}x" if "vs_best_peer" in r else "—",
-                    f"{r['timing']['batches']} x {r['timing']['batch_size']}" if _median(r) else "—",
-                    fmt_time(r.get("cold_setup_s")), fmt_time(r.get("warm_setup_s")) if r.get("warm_setup_s")
-                    else r.get("warm_note", "—"),
-                    (f"ok ({r['check']['max_err']:.1e})" if r["check"]["ok"]
-                     else "**FAIL**: " + "; ".join(r["check"]["problems"])) if "check" in r else "—"]
-                   for r in results if r["status"] == "ok"]), "",
-           "## Notes", ""]
-    notes = {}
-    for r in results:
-        if r["status"] != "ok" or r.get("warm_error"):
-            status = {"unavailable": "not installed, skipped", "ok": "warm setup failed"}.get(r["status"], r["status"])
-            key = (r["engine"], status,
-                   r.get("error") or r.get("warm_error"))
-            notes.setdefault(key, []).append(r["workload"])
-    out += [f"- {e} {status} on {', '.join(ws)}: `{err}`" for (e, status, err), ws in notes.items()]
-    out += ["- Method: each measurement runs in a new process. Per-call time is the median over batches "
-            "after warm-up, garbage collector off, batch size chosen so a batch lasts ~20 ms; spread is the "
-            "interquartile range over the median. Inputs are pre-converted to each engine's array type; JAX "
-            "results are waited for (block_until_ready).",
-            "- Cold setup: trace + compile + first call with an empty on-disk cache (fresh GRADC_CACHE_DIR, "
-            "TORCHINDUCTOR_CACHE_DIR, PyTensor compiledir), after importing the framework. Warm setup: the "
-            "same in a new process with that cache filled; engines without a disk cache (hand NumPy, torch "
-            "eager, jax.jit by default) have none.",
-            "- Check: value and gradients against the hand-written NumPy forward/backward evaluated in float64 "
-            "on the same inputs; error = max |got - ref| / max |ref| per array, tolerance 2e-4 for float32 and "
-            "1e-10 for float64. MLP inputs keep every ReLU pre-activation at least 1e-2 away from 0.",
-            "- Peers: hand NumPy, torch eager (loss.backward()), torch.compile(torch.func.grad_and_value), "
-            "jax.jit(jax.value_and_grad), pytensor.function (default mode). gradc-numpy is gradc's "
-            "interpreted engine (gc.jit(..., backend=\"numpy\")).", ""]
+           f"at least {settings['min_batches']} batches), total {settings['elapsed_s']:.0f} s.", ""]
+    if busy:
+        out += [f"**Warning: other processes kept the machine busy while {len(busy)} of the timings ran** "
+                f"(marked *: on average more than {BUSY_CORES} core busy besides the benchmark). Multi-threaded "
+                "BLAS and OpenMP code (NumPy's OpenBLAS, torch, gradc-c) can slow down many times over when "
+                "another process holds a core; re-run those on a quiet machine.", ""]
+    out += ["## Time per call (median; in brackets the ratio to the best peer)", "",
+            _table(["workload", "gradc-c target", *engines, "best peer", "target met"],
+                   [[w, bar[w]["target"], *[_cell(by.get((w, e))) for e in engines],
+                     f"{best[w][0]} {fmt_time(best[w][1])}" if w in best else "—",
+                     "met" if bar[w]["met"] else "**not met**"] for w in workloads]), "",
+            "## Bars (gradc-c)", "",
+            _table(["bar", "target", "measured", "met"],
+                   [[b["bar"], b["target"], b["measured"], "met" if b["met"] else "**not met**"] for b in bar_rows]),
+            "", "## Details", "",
+            _table(["workload", "engine", "median", "min", "spread (IQR)", "busy cores besides", "vs best peer",
+                    "batches x calls", "cold setup", "warm setup", "check (max rel. error)"],
+                   [_details_row(r) for r in results if r["status"] == "ok"]),
+            "", "## Notes", "", *_notes(results), *METHOD_NOTES, ""]
     return "\n".join(out)
 
 

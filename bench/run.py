@@ -88,7 +88,7 @@ def main(argv=None):
     workloads = _select(args.workloads, WORKLOADS, "workloads")
     engines = _select(args.engines, ENGINES, "engines")
 
-    start, load_before = time.perf_counter(), os.getloadavg()[0]
+    start = time.perf_counter()
     results, unavailable = [], {}
     for w in workloads:
         for e in engines:
@@ -110,7 +110,6 @@ def main(argv=None):
 
     timing = QUICK if args.quick else FULL
     settings = {"mode": "quick" if args.quick else "full", "elapsed_s": time.perf_counter() - start,
-                "load_average_1min": [load_before, os.getloadavg()[0]],
                 "workloads": workloads, "engines": engines, **timing}
     print(report.write(results, report.machine_info(results), settings, args.out))
     print(f"wrote {Path(args.out) / 'latest.md'}, .json, .png", file=sys.stderr)

@@ -31,6 +31,15 @@ GRADC_SIMD double tanh(double);
 GRADC_SIMD double pow(double, double);
 #endif
 
+/* Vectorised sums: the kernels mark the loops whose sums may be reordered. Compiled without
+ * -DGRADC_OPENMP_SIMD (and -fopenmp-simd) the mark is nothing and the sums run in order. */
+#ifdef GRADC_OPENMP_SIMD
+#define GRADC_PRAGMA(x) _Pragma(#x)
+#define GRADC_SIMD_SUM(...) GRADC_PRAGMA(omp simd reduction(+:__VA_ARGS__))
+#else
+#define GRADC_SIMD_SUM(...)
+#endif
+
 /* Repeated steps (an unrolled loop's body) are emitted once and called per step; not inlining
  * them keeps compile time in proportion to the loop body, not to the number of steps. */
 #if defined(__GNUC__)

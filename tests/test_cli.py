@@ -63,7 +63,7 @@ def test_help_and_version(tmp_path):
     assert gradc(cwd=tmp_path).returncode == 2          # a command is required
 
 
-# ---- build --------------------------------------------------------------------------------------------
+# ---- build ---------------------------------------------------------------------------------------
 
 def test_build_writes_an_importable_extension(project):
     result = gradc("build", "kernels.py", "-o", "out", cwd=project)
@@ -76,10 +76,12 @@ def test_build_writes_an_importable_extension(project):
     script = textwrap.dedent('''
         import sys; sys.path.insert(0, "out")
         import numpy as np, cli_kernels
-        value, grad = cli_kernels.value_and_grad(np.ones((3, 2), np.float32), np.ones((4, 3), np.float32))
+        W, x = np.ones((3, 2), np.float32), np.ones((4, 3), np.float32)
+        value, grad = cli_kernels.value_and_grad(W, x)
         print(round(float(value), 4), grad.shape, grad.dtype)
         ''')
-    run = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True,
+                         text=True)
     assert run.stdout.split() == [str(round(8 * float(__import__("numpy").tanh(3.0)), 4)), "(3,",
                                   "2)", "float32"], run.stderr
 
@@ -90,7 +92,8 @@ def test_build_c_only_needs_no_compiler(project):
     result = gradc("build", "kernels.py", "-o", "csrc", "--c-only", cwd=project,
                    env={"PATH": str(empty), "CC": ""})
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (project / "csrc").iterdir()) == ["cli_kernels.c", "cli_kernels.h"]
+    written = sorted(p.name for p in (project / "csrc").iterdir())
+    assert written == ["cli_kernels.c", "cli_kernels.h"]
 
 
 def test_build_without_a_compiler_is_one_line(project):
@@ -131,7 +134,7 @@ def test_build_bad_paths(project):
         assert_one_line_error(gradc("build", "kernels.py", "-o", "locked", cwd=project), "locked")
 
 
-# ---- graph -------------------------------------------------------------------------------------------
+# ---- graph ---------------------------------------------------------------------------------------
 
 def test_graph_writes_dot(project):
     result = gradc("graph", "kernels.py:loss", "--arg", "f32[3,2]", "--arg", "f32[4,3]", "-o",
@@ -195,7 +198,7 @@ def test_graph_mistakes(project, args, fragment):
     assert_one_line_error(result, fragment)
 
 
-# ---- demo and cache -------------------------------------------------------------------------------------
+# ---- demo and cache ------------------------------------------------------------------------------
 
 def test_demo(tmp_path):
     result = gradc("demo", "--steps", "3", "--models", "softmax_regression", "--engines", "c",

@@ -60,7 +60,11 @@ class CExecutable:
         self.code = CSource(lowered)
         path, seconds, hit = build.compile_shared(self.code.source)
         blas.load()      # gradc's OpenBLAS with its core type and threads, before the kernel links it
-        self.lib = _ffi.dlopen(str(path))
+        try:
+            self.lib = _ffi.dlopen(str(path))
+        except OSError:  # removed or damaged between the checksum and here: build it again
+            path, seconds, hit = build.compile_shared(self.code.source, force=True)
+            self.lib = _ffi.dlopen(str(path))
         self.fn = getattr(self.lib, KERNEL)
         graph = lowered.graph
         self.in_dtypes = [n.dtype for n in graph.inputs]

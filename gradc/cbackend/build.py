@@ -9,6 +9,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from . import blas
 CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
                         Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
 JIT_FLAGS = ["-O3", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
-             "-fno-semantic-interposition", "-fopenmp-simd"]
+             "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,8 +80,9 @@ def blas_flags():
     return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib}", f"-Wl,-rpath,{lib}", f"-l{blas.LIBRARY}"]
 
 
-def compile_shared(source, flags=None, extra_flags=()):
-    """Compiles source into a cached shared library; returns (path, seconds, cache_hit)."""
+def compile_shared(source, flags=None, extra_flags=(), force=False):
+    """Compiles source into a cached shared library; returns (path, seconds, cache_hit).
+    force rebuilds an entry even when it looks valid (one that then failed to load)."""
     cc = find_compiler()
     vec_compile, vec_link = vector_math_flags(cc) if flags is None else ([], [])
     flags = list(flags or JIT_FLAGS) + list(extra_flags) + vec_compile
@@ -90,7 +92,7 @@ def compile_shared(source, flags=None, extra_flags=()):
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     lib_path, meta_path = directory / f"{key}.so", directory / f"{key}.json"
-    if _valid(lib_path, meta_path):
+    if not force and _valid(lib_path, meta_path):
         os.utime(lib_path)
         return lib_path, 0.0, True
     start = time.perf_counter()
@@ -113,7 +115,9 @@ def compile_shared(source, flags=None, extra_flags=()):
     _atomic_write(meta_path, json.dumps({"sha256": hashlib.sha256(data).hexdigest(),
                                          "size": len(data)}).encode())
     seconds = time.perf_counter() - start
-    prune()
+    # Pruning scans the whole folder: done off the caller's path. An entry pruned while another
+    # process loads it fails its checksum or its dlopen there and is rebuilt.
+    threading.Thread(target=prune, daemon=True).start()
     return lib_path, seconds, False
 
 
@@ -134,53 +138,59 @@ def _atomic_write(path, data):
     os.replace(tmp, path)
 
 
+def _entry_sizes():
+    """{library path: (bytes of its .so/.json/.c, last use)} in one pass over the cache folder."""
+    sizes = {}
+    try:
+        with os.scandir(cache_dir()) as it:
+            for entry in it:
+                stem, _, suffix = entry.name.rpartition(".")
+                if suffix not in ("so", "json", "c"):
+                    continue
+                st = entry.stat()
+                size, used = sizes.get(stem, (0, 0.0))
+                sizes[stem] = (size + st.st_size, max(used, st.st_mtime) if suffix == "so" else used)
+    except OSError:
+        pass
+    return {cache_dir() / f"{stem}.so": v for stem, v in sizes.items()}
+
+
 def entries():
-    directory = cache_dir()
-    if not directory.is_dir():
-        return []
-    return sorted(directory.glob("*.so"), key=lambda p: p.stat().st_mtime)
+    """Cached libraries, least recently used first."""
+    sizes = _entry_sizes()
+    return sorted((p for p in sizes if p.exists()), key=lambda p: sizes[p][1])
+
+
+def _remove(lib):
+    for suffix in (".so", ".json", ".c"):
+        try:
+            lib.with_suffix(suffix).unlink()
+        except OSError:
+            pass
 
 
 def prune():
     """Keeps the cache under GRADC_CACHE_MAX_MB (default 1024), dropping least recently used."""
     limit = float(os.environ.get("GRADC_CACHE_MAX_MB", "1024")) * 2 ** 20
-    files = entries()
-    total = sum(_entry_bytes(p) for p in files)
-    for lib in files:
+    sizes = _entry_sizes()
+    total = sum(size for size, _ in sizes.values())
+    for lib in sorted(sizes, key=lambda p: sizes[p][1]):
         if total <= limit:
             break
-        total -= _entry_bytes(lib)
-        for suffix in (".so", ".json", ".c"):
-            try:
-                lib.with_suffix(suffix).unlink()
-            except OSError:
-                pass
-
-
-def _entry_bytes(lib):
-    total = 0
-    for suffix in (".so", ".json", ".c"):
-        try:
-            total += lib.with_suffix(suffix).stat().st_size
-        except OSError:
-            pass
-    return total
+        total -= sizes[lib][0]
+        _remove(lib)
 
 
 def cache_info():
     """Location, number of entries and size of the disk cache."""
-    files = entries()
-    return {"location": str(cache_dir()), "entries": len(files),
-            "bytes": sum(_entry_bytes(p) for p in files)}
+    sizes = _entry_sizes()
+    return {"location": str(cache_dir()), "entries": sum(1 for p in sizes if p.exists()),
+            "bytes": sum(size for size, _ in sizes.values())}
 
 
 def clear_cache():
     """Removes every compiled entry; returns how many were removed."""
-    files = entries()
-    for lib in files:
-        for suffix in (".so", ".json", ".c"):
-            try:
-                lib.with_suffix(suffix).unlink()
-            except OSError:
-                pass
-    return len(files)
+    sizes = _entry_sizes()
+    for lib in sizes:
+        _remove(lib)
+    return sum(1 for _ in sizes)

@@ -341,7 +341,7 @@ class Emitter:
         if sums and all(accum[r.id] == depth or accum[r.id] is None for r in reductions
                         if r.prim.c != "sum") and not any(
                 accum[r.id] == depth for r in reductions if r.prim.c != "sum"):
-            self.out(f"#pragma omp simd reduction(+:{', '.join(sums)})", indent)
+            self.out(f"GRADC_SIMD_SUM({', '.join(sums)})", indent)
 
     def _close_accumulators(self, reductions, accum, depth, indent, loop):
         for r in reductions:
