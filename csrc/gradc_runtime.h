@@ -33,11 +33,24 @@ GRADC_SIMD double pow(double, double);
 
 /* Vectorised sums: the kernels mark the loops whose sums may be reordered. Compiled without
  * -DGRADC_OPENMP_SIMD (and -fopenmp-simd) the mark is nothing and the sums run in order. */
-#ifdef GRADC_OPENMP_SIMD
 #define GRADC_PRAGMA(x) _Pragma(#x)
+#ifdef GRADC_OPENMP_SIMD
 #define GRADC_SIMD_SUM(...) GRADC_PRAGMA(omp simd reduction(+:__VA_ARGS__))
 #else
 #define GRADC_SIMD_SUM(...)
+#endif
+
+/* Threads for big loops: with -fopenmp -DGRADC_OPENMP a marked block runs on n threads, each over
+ * its own range; otherwise it runs once, as thread 0 of 1, over the whole range. */
+#ifdef GRADC_OPENMP
+#include <omp.h>
+#define GRADC_PARALLEL(n) GRADC_PRAGMA(omp parallel num_threads(n))
+static inline int64_t gradc_thread(void) { return omp_get_thread_num(); }
+static inline int64_t gradc_threads(void) { return omp_get_num_threads(); }
+#else
+#define GRADC_PARALLEL(n)
+static inline int64_t gradc_thread(void) { return 0; }
+static inline int64_t gradc_threads(void) { return 1; }
 #endif
 
 /* Repeated steps (an unrolled loop's body) are emitted once and called per step; not inlining

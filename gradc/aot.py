@@ -148,7 +148,7 @@ class Export:
         """The C backend's kernel for this export (a static function named <symbol>_kernel)."""
         if self._code is None:
             from .cbackend.backend import CSource
-            self._code = CSource(self.lowered, name=f"{self.symbol}_kernel", static=True)
+            self._code = CSource(self.lowered, name=f"{self.symbol}_kernel", static=True, threads=1)
         return self._code
 
     def symbols(self):

@@ -1,5 +1,6 @@
 """backend="c": a Lowered graph becomes one native function, compiled with the system compiler and
 called through cffi with the uniform signature `int f(void **args, void *work)`."""
+import sys
 import threading
 import time
 
@@ -24,12 +25,13 @@ _new = _ffi.new
 class CSource:
     """The generated C for one signature, with what the caller must pass."""
 
-    def __init__(self, lowered, name=KERNEL, static=False):
+    def __init__(self, lowered, name=KERNEL, static=False, threads=None):
+        threads = blas.num_threads() if threads is None else threads
         graph = lowered.graph
         self.graph = graph
         self.plan = build_plan(graph)
         names = {n.id: _letters(i) for i, n in enumerate(graph.nodes)}
-        body, self.kernels, self.consts = emit.generate(graph, self.plan, name, names)
+        body, self.kernels, self.consts = emit.generate(graph, self.plan, name, names, threads)
         self.function = ("static " if static else "") + body     # the kernel alone (for AOT)
         fn_name = getattr(lowered.fn, "__name__", "function")
         self.source = "\n".join([
@@ -50,6 +52,37 @@ def _letters(i):
 
 
 _KINDS = {"f": 1, "i": 2, "b": 3}     # weakly typed Python float / int / bool (see _fastcall.c)
+
+
+class OutputPool:
+    """Memory for big outputs, reused once the caller has dropped every array on it.
+
+    NOTE: a fresh 40 MB array costs ~9 ms of page faults here, as much as the computation that
+    fills it; allocators of ML frameworks cache for the same reason. An output never shares memory
+    with an array that is still alive."""
+    MIN_BYTES = 1 << 20
+    KEEP = 4                      # buffers kept per size
+
+    def __init__(self):
+        self.buffers = {}
+        self.lock = threading.Lock()
+
+    def empty(self, shape, dtype):
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if nbytes < self.MIN_BYTES:
+            return np.empty(shape, dtype)
+        with self.lock:
+            pool = self.buffers.setdefault(nbytes, [])
+            for buf in pool:
+                if sys.getrefcount(buf) == 3:     # the list, `buf` and getrefcount's argument
+                    return buf.view(dtype).reshape(shape)
+            buf = np.empty(nbytes, np.uint8)
+            if len(pool) < self.KEEP:
+                pool.append(buf)
+            return buf.view(dtype).reshape(shape)
+
+
+_pool = OutputPool()
 
 
 class CExecutable:
@@ -74,7 +107,9 @@ class CExecutable:
         self.workspace_bytes = self.code.workspace_bytes
         self._local = threading.local()
         self.entry = None
-        if _fastcall is not None:
+        big_outputs = any(int(np.prod(s, dtype=np.int64)) * d.itemsize >= OutputPool.MIN_BYTES
+                          for s, d in self.out_specs)
+        if _fastcall is not None and not big_outputs:     # big outputs come from the pool
             weak = getattr(lowered, "in_weak", [False] * len(graph.inputs))
             kinds = [(_KINDS[n.dtype.kind] if w else 0, n.dtype.num, n.shape)
                      for n, w in zip(graph.inputs, weak)]
@@ -99,7 +134,7 @@ class CExecutable:
             if not (a.flags.c_contiguous and a.flags.aligned):
                 a = np.ascontiguousarray(a)      # a copy; the caller's array is never written
             ptrs.append(_from_buffer(a))
-        outs = [np.empty(shape, dtype) for shape, dtype in self.out_specs]
+        outs = [_pool.empty(shape, dtype) for shape, dtype in self.out_specs]
         argv = _new("void *[]", ptrs + self.const_ptrs + [_from_buffer(o) for o in outs])
         code = self.fn(argv, self._workspace())
         if code:

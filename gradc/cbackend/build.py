@@ -19,8 +19,8 @@ from . import blas
 
 CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
                         Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
-JIT_FLAGS = ["-O3", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
-             "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD"]
+JIT_FLAGS = ["-O2", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
+             "-fno-semantic-interposition", "-fopenmp", "-DGRADC_OPENMP", "-DGRADC_OPENMP_SIMD"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,6 +8,8 @@ import numpy as np
 
 from . import plan as P
 
+PARALLEL_MIN = 1 << 16     # loop points below which a second thread costs more than it saves
+
 CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
           "bool": "uint8_t"}
 EXPR_CTYPES = dict(CTYPES, bool="_Bool")
@@ -97,13 +99,14 @@ def view_input_index(view, index):
 
 
 class Emitter:
-    def __init__(self, plan, name, names):
+    def __init__(self, plan, name, names, threads=1):
         self.plan = plan
         self.graph = plan.graph
         self.name = name
         self.names = names               # node id -> jaxpr-style letter name
         self.lines = []
         self.kernels = 0
+        self.threads = threads           # OpenMP threads for loops of PARALLEL_MIN points or more
         self.flat_index = None           # "i" inside a flat loop
         self.ptr_types = {}              # pointer name -> its C type, e.g. "const float *"
         self.pointer = {}                # node id -> C pointer expression
@@ -214,7 +217,6 @@ class Emitter:
         reductions = [m for m in loop.members if P.is_reduction(m)]
         flat = len(domain) > 1 and self._flat_ok(loop)
         names = ", ".join(self.names[m.id] for m in loop.members)
-        self.out(f"/* loop over {list(domain)}: {names} */")
         # Reductions over trailing loop dimensions keep a local accumulator; others accumulate
         # into their (zeroed) memory.
         accum = {}
@@ -223,34 +225,71 @@ class Emitter:
             depth = len(domain) - len(reduced)
             trailing = reduced == loop.vars[depth:]
             accum[r.id] = (depth if (trailing and not flat) or (flat and depth == 0) else None)
+        threads = self._threads_for(loop, reductions, accum)
+        self.out(f"/* loop over {list(domain)}: {names}"
+                 + (f" ({threads} threads) */" if threads > 1 else " */"))
+        for r in reductions:
             if accum[r.id] is None:
                 self._init_reduction_memory(r)
         self.out("{")
-        if flat:
-            self._open_accumulators(reductions, accum, 0, 2)
-            self._simd_pragma(reductions, accum, 0, 2)
-            self.out(f"for (int64_t i = 0; i < {int(np.prod(domain))}; i++) {{", 2)
-            body_depth = 3
-            self.flat_index = "i"
-        else:
-            body_depth = 2
-            self.flat_index = None
-            for k, (v, d) in enumerate(zip(loop.vars, domain)):
-                self._open_accumulators(reductions, accum, k, body_depth)
-                if k == len(domain) - 1:
-                    self._simd_pragma(reductions, accum, k, body_depth)
-                self.out(f"for (int64_t {v} = 0; {v} < {d}; {v}++) {{", body_depth)
-                body_depth += 1
-            self._open_accumulators(reductions, accum, len(domain), body_depth)
+        indent = 2
+        outer_vars = ["i"] if flat else loop.vars
+        bounds = [int(np.prod(domain))] if flat else list(domain)
+        self._open_accumulators(reductions, accum, 0, indent)
+        split = [r for r in reductions if accum[r.id] == 0]
+        if threads > 1:
+            # NOTE: each thread sums its own contiguous range; the partial sums are added in
+            # thread order afterwards, so results do not depend on timing.
+            for r in split:
+                self.out(f"{self._acc_type(r)} part_{self.names[r.id]}[{threads}] = {{0}};", indent)
+            self.out(f"GRADC_PARALLEL({threads})", indent)
+            self.out("{", indent)
+            indent += 1
+            self.out("const int64_t t = gradc_thread(), nt = gradc_threads();", indent)
+            self.out(f"const int64_t lo = {bounds[0]} * t / nt, hi = {bounds[0]} * (t + 1) / nt;",
+                     indent)
+            self._open_accumulators(reductions, accum, 0, indent)
+        self.flat_index = "i" if flat else None
+        for k, (v, d) in enumerate(zip(outer_vars, bounds)):
+            if k > 0:
+                self._open_accumulators(reductions, accum, k, indent)
+            if k == len(outer_vars) - 1:
+                self._simd_pragma(reductions, accum, 0 if flat else k, indent)
+            low, high = ("lo", "hi") if k == 0 and threads > 1 else ("0", d)
+            self.out(f"for (int64_t {v} = {low}; {v} < {high}; {v}++) {{", indent)
+            indent += 1
+        if not flat:
+            self._open_accumulators(reductions, accum, len(domain), indent)
         for member in loop.members:
-            self.emit_member(member, loop, body_depth, accum)
-        depth = len(domain) if not flat else 1
-        for k in range(depth, 0, -1):
-            body_depth -= 1
-            self.out("}", body_depth)
-            self._close_accumulators(reductions, accum, k - 1 if not flat else 0, body_depth, loop)
+            self.emit_member(member, loop, indent, accum)
+        for k in range(len(outer_vars), 0, -1):
+            indent -= 1
+            self.out("}", indent)
+            if k > 1:
+                self._close_accumulators(reductions, accum, k - 1, indent, loop)
+        if threads > 1:
+            for r in split:
+                self.out(f"part_{self.names[r.id]}[t] = acc_{self.names[r.id]};", indent)
+            indent -= 1
+            self.out("}", indent)
+            for r in split:
+                name = self.names[r.id]
+                self.out(f"for (int k = 0; k < {threads}; k++) acc_{name} += part_{name}[k];",
+                         indent)
+        self._close_accumulators(reductions, accum, 0, indent, loop)
         self.out("}")
         self.flat_index = None
+
+    def _threads_for(self, loop, reductions, accum):
+        """Threads for a loop: only big ones, and only if every reduction can be split by rows."""
+        size = int(np.prod(loop.domain)) if loop.domain else 1
+        if self.threads < 2 or size < PARALLEL_MIN or not loop.domain:
+            return 1
+        outer = size if (len(loop.domain) > 1 and self._flat_ok(loop)) else loop.domain[0]
+        for r in reductions:
+            if accum[r.id] is None or (accum[r.id] == 0 and r.prim.c != "sum"):
+                return 1
+        return min(self.threads, outer)
 
     def _flat_ok(self, loop):
         """A single flat loop when every access is at the loop's own point or loop-invariant."""
@@ -547,8 +586,8 @@ def outline(blocks, ptr_types, prefix):
     return functions, body
 
 
-def generate(graph, plan, name, names):
+def generate(graph, plan, name, names, threads=1):
     """The C function for graph; returns (source text, number of loops and calls)."""
-    emitter = Emitter(plan, name, names)
+    emitter = Emitter(plan, name, names, threads)
     body = emitter.emit()
     return body, emitter.kernels, emitter.consts

@@ -1,0 +1,1111 @@
+"""Tests of the C backend itself (gradc/cbackend, csrc): fusion, BLAS lowering, safety of the call
+path, the disk cache, threads, compile errors, warning-free C and the native fast path.
+
+The op table (tests/test_ops.py) already checks every op and gradient on both backends; these tests
+look at *how* the C backend runs them. Anything that could crash the interpreter (an out-of-range
+index read by C code) runs in a subprocess, so a crash fails the test instead of killing pytest.
+"""
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradc as gc
+from gradc.cbackend import build as cbuild
+
+REPO = Path(gc.__file__).resolve().parent.parent
+RNG_SEED = 1234
+
+
+def _c_backend_works():
+    try:
+        gc.jit(lambda x: x + 1)(np.ones(2))
+        return True
+    except NotImplementedError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC") or "cc") is None
+                                and shutil.which("gcc") is None,
+                                reason="no C compiler on this machine")
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("gradc_cache_shared")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(shared_cache, monkeypatch):
+    """Every test compiles into a temporary cache, never the user's ~/.cache/gradc."""
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(shared_cache))
+    monkeypatch.delenv("GRADC_CACHE_MAX_MB", raising=False)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    d.mkdir()
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(d))
+    return d
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+def strip_comments(src):
+    return re.sub(r"/\*.*?\*/", " ", src, flags=re.S)
+
+
+def count_for(src):
+    """Number of `for (` statements in the C text (comments excluded)."""
+    return len(re.findall(r"\bfor\s*\(", strip_comments(src)))
+
+
+def _match(text, i, open_, close):
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == open_:
+            depth += 1
+        elif text[j] == close:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    raise AssertionError(f"unbalanced {open_}{close} in generated C")
+
+
+_CONTROL = re.compile(r"(for|while|if)\s*\(")
+
+
+def _skip_statement(text, i):
+    while text[i].isspace():
+        i += 1
+    if text[i] == "{":
+        return _match(text, i, "{", "}")
+    m = _CONTROL.match(text, i)
+    if m:
+        return _skip_statement(text, _match(text, m.end() - 1, "(", ")"))
+    return text.index(";", i) + 1
+
+
+def count_loop_nests(src):
+    """Number of outermost `for` statements (loop nests) in the C text: each nest counts once,
+    however many loops it contains."""
+    text = strip_comments(src)
+    count, i = 0, 0
+    pattern = re.compile(r"\bfor\s*\(")
+    while True:
+        m = pattern.search(text, i)
+        if m is None:
+            return count
+        count += 1
+        i = _skip_statement(text, _match(text, m.end() - 1, "(", ")"))
+
+
+def input_pointer(src, name):
+    """The C pointer variable of the input leaf called `name` (from its declaration comment)."""
+    m = re.search(r"const \w+ \*(p_[a-z]+) = \([^)]*\)args\[\d+\];\s*/\* input " + re.escape(name)
+                  + r":", src)
+    assert m, f"no declaration of input {name!r} in:\n{src}"
+    return m.group(1)
+
+
+def leaves(tree):
+    return gc.tree_leaves(tree)
+
+
+def assert_trees_equal(got, want, what=""):
+    g, w = leaves(got), leaves(want)
+    assert len(g) == len(w), what
+    for i, (a, b) in enumerate(zip(g, w)):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape, f"{what} leaf {i}: {a.dtype}{a.shape} " \
+                                                          f"!= {b.dtype}{b.shape}"
+        assert np.array_equal(a, b, equal_nan=True), f"{what} leaf {i}: {a} != {b}"
+
+
+def assert_trees_close(got, want, rtol, atol=0.0, what=""):
+    g, w = leaves(got), leaves(want)
+    assert len(g) == len(w), what
+    for i, (a, b) in enumerate(zip(g, w)):
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                   rtol=rtol, atol=atol, err_msg=f"{what} leaf {i}")
+
+
+def subprocess_env(cache_dir, **extra):
+    env = dict(os.environ)
+    env["GRADC_CACHE_DIR"] = str(cache_dir)
+    env.pop("GRADC_CACHE_MAX_MB", None)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_python(code, cache_dir, timeout=180, **env):
+    """Runs code in a fresh interpreter; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=subprocess_env(cache_dir, **env),
+                          cwd=str(REPO))
+
+
+def last_json(proc):
+    assert proc.returncode == 0, (f"subprocess failed (rc={proc.returncode}):\n"
+                                  f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON result in stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return json.loads(lines[-1])
+
+
+# ---- 1. fusion --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise_value_and_grad_fuses_into_one_pass(dtype):
+    rng = np.random.default_rng(RNG_SEED)
+    x = rng.standard_normal(257).astype(dtype)
+    y = rng.standard_normal(257).astype(dtype)
+    fn = gc.jit(gc.value_and_grad(lambda x, y: gc.sum(gc.exp(x) * y + gc.sin(x))))
+    lowered = fn.lower(x, y)
+    src = lowered.c_source
+    assert count_for(src) <= 2, f"{count_for(src)} loops for a fused elementwise chain:\n{src}"
+    compiled = lowered.compile()
+    assert compiled.stats["kernels"] <= 2, compiled.stats
+    value, grad = compiled(x, y)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(value, np.sum(np.exp(x64) * y64 + np.sin(x64)), rtol=rtol,
+                               atol=rtol * 10)
+    np.testing.assert_allclose(grad, np.exp(x64) * y64 + np.cos(x64), rtol=rtol, atol=rtol)
+    assert value.dtype == dtype and grad.dtype == dtype
+
+
+def test_loop_nest_counter_counts_nests_not_loops():
+    src = """int f(void) {
+        for (int i = 0; i < 3; i++) { for (int j = 0; j < 2; j++) { x += 1; } }
+        /* for (commented) */
+        for (int64_t k = 0; k < 4; k++) y[k] = 0;
+        for (int64_t o = 0; o < 2; o++) for (int64_t r = 0; r < 3; r++) { if (a) { b; } }
+        return 0; }"""
+    assert count_for(src) == 5
+    assert count_loop_nests(src) == 3
+
+
+def test_softmax_value_and_vjp_take_few_passes():
+    rng = np.random.default_rng(RNG_SEED)
+    X = rng.standard_normal((16, 33))
+    ct = rng.standard_normal((16, 33))
+
+    def f(X, ct):
+        out, vjp = gc.vjp(lambda X: gc.nn.softmax(X, axis=1), X)
+        return out, vjp(ct)[0]
+
+    lowered = gc.jit(f).lower(X, ct)
+    src = lowered.c_source
+    # max, exp + sum, divide + dot(ct, s), final combine: 4 passes over the rows.
+    nests = count_loop_nests(src)
+    assert nests <= 4, f"softmax value+vjp took {nests} loop nests:\n{src}"
+    compiled = lowered.compile()
+    assert compiled.stats["kernels"] <= 4, compiled.stats
+    out, dX = compiled(X, ct)
+    e = np.exp(X - X.max(axis=1, keepdims=True))
+    s = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out, s, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dX, s * (ct - np.sum(ct * s, axis=1, keepdims=True)), rtol=1e-10,
+                               atol=1e-14)
+
+
+def _chain(n):
+    def fn(x):
+        for i in range(n):
+            x = gc.tanh(x) * (1.0 + 0.01 * i) + gc.sin(x) * 0.5
+        return gc.sum(x)
+    return fn
+
+
+def _chain_after_matmul(n):
+    def fn(W, X):
+        return _chain(n)(X @ W)
+    return fn
+
+
+@pytest.mark.parametrize("case", ["chain", "matmul_then_chain"])
+def test_workspace_does_not_grow_with_elementwise_chain_length(case):
+    rng = np.random.default_rng(RNG_SEED)
+    if case == "chain":
+        make, args = _chain, (rng.standard_normal((24, 40)) * 0.5,)
+    else:
+        make, args = _chain_after_matmul, (rng.standard_normal((30, 40)) * 0.1,
+                                           rng.standard_normal((24, 30)))
+    stats = {}
+    for n in (5, 50):
+        compiled = gc.jit(gc.value_and_grad(make(n))).lower(*args).compile()
+        stats[n] = compiled.stats
+        want = gc.jit(gc.value_and_grad(make(n)), backend="numpy")(*args)
+        assert_trees_close(compiled(*args), want, rtol=1e-9, atol=1e-12, what=f"chain {n}")
+    assert stats[5]["workspace_bytes"] == stats[50]["workspace_bytes"], \
+        (stats[5]["workspace_bytes"], stats[50]["workspace_bytes"])
+    assert stats[50]["kernels"] == stats[5]["kernels"], (stats[5], stats[50])
+    if case == "matmul_then_chain":
+        assert stats[50]["workspace_bytes"] > 0       # the GEMM result lives in the workspace
+
+
+# ---- 2. matmul through GEMM ----------------------------------------------------------------------------
+
+GEMM = re.compile(r"gradc_gemm_([fd])\(\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*([^,]+),"
+                  r"\s*(\d+),\s*([^,]+),\s*(\d+),\s*([^,]+),\s*(\d+)\)")
+
+
+def gemm_calls(src):
+    """[(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)] of the gradc_gemm_ calls in src."""
+    out = []
+    for m in GEMM.finditer(strip_comments(src)):
+        g = m.groups()
+        out.append((int(g[1]), int(g[2]), int(g[3]), int(g[4]), int(g[5]), g[6].strip(),
+                    int(g[7]), g[8].strip(), int(g[9]), g[10].strip(), int(g[11])))
+    return out
+
+
+def _uses_outside_gemm(src, pointer):
+    """Lines other than its declaration and gemm calls that mention an input pointer."""
+    lines = strip_comments(src).splitlines()
+    return [ln for ln in lines if re.search(rf"\b{pointer}\b", ln)
+            and "gradc_gemm_" not in ln and "args[" not in ln]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_grad_is_gemm_with_folded_transpose(dtype):
+    rng = np.random.default_rng(RNG_SEED)
+    W = rng.standard_normal((7, 5)).astype(dtype)
+    X = rng.standard_normal((6, 7)).astype(dtype)
+    lowered = gc.jit(gc.grad(lambda W, X: gc.sum(X @ W))).lower(W, X)
+    src = lowered.c_source
+    calls = gemm_calls(src)
+    assert calls, f"no gradc_gemm_ call:\n{src}"
+    px = input_pointer(src, "X")
+    using_x = [c for c in calls if px in c[5] or px in c[7]]
+    assert using_x, f"X ({px}) is not passed to a gemm call:\n{src}"
+    # dW = X^T @ ones: X is read in place with its transpose flag set, never copied.
+    assert any(c[0] == 1 and c[5].startswith(px) for c in using_x), f"no transposed X:\n{src}"
+    assert not _uses_outside_gemm(src, px), f"X is copied/transposed by a loop:\n{src}"
+    got = lowered.compile()(W, X)
+    want = X.astype(np.float64).T @ np.ones((6, 5))
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_mlp_layer_grads_read_inputs_only_through_gemm():
+    rng = np.random.default_rng(RNG_SEED)
+    W = rng.standard_normal((9, 4))
+    X = rng.standard_normal((5, 9))
+    fn = gc.value_and_grad(lambda W, X: gc.sum(gc.tanh(X @ W)), argnums=(0, 1))
+    lowered = gc.jit(fn).lower(W, X)
+    src = lowered.c_source
+    calls = gemm_calls(src)
+    assert len(calls) == 3, f"expected forward, dW and dX gemms:\n{src}"
+    pw, px = input_pointer(src, "W"), input_pointer(src, "X")
+    assert any(c[0] == 1 and c[5].startswith(px) for c in calls), src     # X^T @ dH
+    assert any(c[1] == 1 and c[7].startswith(pw) for c in calls), src     # dH @ W^T
+    for p in (pw, px):
+        assert not _uses_outside_gemm(src, p), f"{p} copied by a loop:\n{src}"
+    (value, (dW, dX)) = lowered.compile()(W, X)
+    H = np.tanh(X @ W)
+    np.testing.assert_allclose(value, H.sum(), rtol=1e-12)
+    np.testing.assert_allclose(dW, X.T @ (1 - H ** 2), rtol=1e-12)
+    np.testing.assert_allclose(dX, (1 - H ** 2) @ W.T, rtol=1e-12)
+
+
+# ---- 3. safety ---------------------------------------------------------------------------------------
+
+LABEL_SCRIPT = r"""
+import json, numpy as np, gradc as gc
+rng = np.random.default_rng(0)
+logits = rng.standard_normal((4, 10))
+checks = {}
+
+def expect_index_error(name, fn, *args):
+    try:
+        fn(*args)
+    except IndexError as e:
+        checks[name] = "IndexError"
+    except Exception as e:
+        checks[name] = f"{type(e).__name__}: {e}"
+    else:
+        checks[name] = "no error"
+
+for ldtype in (np.int64, np.int32):
+    good = np.array([0, 9, 3, 5], ldtype)
+    for bad_label in (10, -1, 1000000):
+        bad = good.copy(); bad[2] = bad_label
+        loss = gc.jit(lambda l, y: gc.nn.cross_entropy(l, y))
+        vg = gc.jit(gc.value_and_grad(lambda l, y: gc.nn.cross_entropy(l, y)))
+        tag = f"{np.dtype(ldtype).name}:{bad_label}"
+        # first call (general path) with a bad label
+        expect_index_error(f"loss first {tag}", loss, logits, bad)
+        expect_index_error(f"grad first {tag}", vg, logits, bad)
+        # after a good call (the fast path is armed)
+        want = gc.jit(gc.value_and_grad(lambda l, y: gc.nn.cross_entropy(l, y)),
+                      backend="numpy")(logits, good)
+        got = vg(logits, good)
+        assert np.allclose(got[0], want[0]) and np.allclose(got[1], want[1])
+        expect_index_error(f"grad fast {tag}", vg, logits, bad)
+        # Compiled
+        comp = gc.jit(gc.grad(lambda l, y: gc.nn.cross_entropy(l, y, reduction="sum"))
+                      ).lower(logits, good).compile()
+        expect_index_error(f"compiled {tag}", comp, logits, bad)
+        # the other label-checked ops
+        expect_index_error(f"one_hot {tag}", gc.jit(lambda y: gc.nn.one_hot(y, 10)), bad)
+        expect_index_error(f"hinge {tag}",
+                           gc.jit(gc.grad(lambda s, y: gc.nn.multiclass_hinge(s, y))), logits, bad)
+        # still works after errors
+        got = vg(logits, good)
+        assert np.allclose(got[0], want[0]) and np.allclose(got[1], want[1])
+print(json.dumps(checks))
+"""
+
+
+def test_out_of_range_labels_raise_index_error_in_subprocess(fresh_cache):
+    checks = last_json(run_python(LABEL_SCRIPT, fresh_cache))
+    wrong = {k: v for k, v in checks.items() if v != "IndexError"}
+    assert checks and not wrong, f"expected IndexError, got: {wrong}"
+
+
+GATHER_SCRIPT = r"""
+import json, numpy as np, gradc as gc
+checks = {}
+x = np.arange(10.0) * 1.5
+M = np.arange(12.0).reshape(4, 3)
+
+def expect_index_error(name, fn, *args):
+    try:
+        fn(*args)
+    except IndexError:
+        checks[name] = "IndexError"
+    except Exception as e:
+        checks[name] = f"{type(e).__name__}: {e}"
+    else:
+        checks[name] = "no error"
+
+g = gc.jit(lambda x, i: x[i])
+for idx_dtype in (np.int64, np.int32):
+    idx = np.array([-1, -10, 3, 0, 9], idx_dtype)
+    got = g(x, idx)
+    assert np.array_equal(got, x[idx]), (got, x[idx])            # negative indices wrap
+    got = g(x, idx)                                               # fast path
+    assert np.array_equal(got, x[idx]), (got, x[idx])
+    for bad in (10, -11, 2**31 - 1):
+        b = idx.copy(); b[1] = bad
+        expect_index_error(f"gather {np.dtype(idx_dtype).name} {bad}", g, x, b)
+        expect_index_error(f"gather fresh {np.dtype(idx_dtype).name} {bad}",
+                           gc.jit(lambda x, i: x[i]), x, b)
+
+# rows-and-columns gather M[rows, cols] and its gradient (scatter_add)
+rc = gc.jit(lambda M, r, c: M[r, c])
+r, c = np.array([0, -1, 2]), np.array([2, 0, -3])
+assert np.array_equal(rc(M, r, c), M[r, c])
+expect_index_error("gather2d row", rc, M, np.array([0, 4, 2]), c)
+expect_index_error("gather2d col", rc, M, r, np.array([0, 3, 1]))
+expect_index_error("gather2d negative col", rc, M, r, np.array([0, -4, 1]))
+gr = gc.jit(gc.grad(lambda M, r, c: gc.sum(M[r, c] * np.array([1.0, 2.0, 3.0]))))
+want = np.zeros_like(M); np.add.at(want, (r, c), [1.0, 2.0, 3.0])
+assert np.array_equal(gr(M, r, c), want)
+expect_index_error("scatter_add row", gr, M, np.array([0, 4, 2]), c)
+expect_index_error("scatter_add col", gr, M, r, np.array([7, 0, 1]))
+# x[np.arange(B), y] with y out of range
+B = gc.jit(lambda M, y: gc.sum(M[np.arange(4), y]))
+assert B(M, np.array([0, 1, 2, -1])) == M[np.arange(4), [0, 1, 2, -1]].sum()
+expect_index_error("arange gather", B, M, np.array([0, 1, 3, 0]))
+print(json.dumps(checks))
+"""
+
+
+def test_gather_bounds_and_negative_wrap_in_subprocess(fresh_cache):
+    checks = last_json(run_python(GATHER_SCRIPT, fresh_cache))
+    wrong = {k: v for k, v in checks.items() if v != "IndexError"}
+    assert checks and not wrong, f"expected IndexError, got: {wrong}"
+
+
+def _unaligned(a):
+    """A copy of a whose data starts at an odd byte address."""
+    buf = np.zeros(a.nbytes + 16, np.uint8)
+    out = np.ndarray(a.shape, a.dtype, buffer=buf, offset=1)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+def _readonly(a):
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+def _strided(a):
+    big = np.zeros(tuple(3 * d for d in a.shape), a.dtype)
+    view = big[tuple(slice(None, None, 3) for _ in a.shape)]
+    view[...] = a
+    assert not view.flags.c_contiguous
+    return view
+
+
+def _reversed(a):
+    r = np.ascontiguousarray(a[::-1])[::-1]
+    assert r.strides[0] < 0
+    return r
+
+
+LAYOUTS = {
+    "strided": _strided,
+    "fortran": np.asfortranarray,
+    "unaligned": _unaligned,
+    "readonly": _readonly,
+    "negative_stride": _reversed,
+    "broadcast_view": lambda a: np.broadcast_to(a, a.shape),       # read-only view
+}
+
+
+def _mlp_loss(params, X, y):
+    h = gc.relu(X @ params["W1"] + params["b1"])
+    return gc.nn.cross_entropy(h @ params["W2"], y) + 0.01 * gc.sum(params["W1"] ** 2)
+
+
+def _mlp_data(dtype, seed=RNG_SEED, batch=16, din=12, hidden=20, classes=5):
+    rng = np.random.default_rng(seed)
+    params = {"W1": (rng.standard_normal((din, hidden)) * 0.3).astype(dtype),
+              "b1": (rng.standard_normal(hidden) * 0.1).astype(dtype),
+              "W2": (rng.standard_normal((hidden, classes)) * 0.3).astype(dtype)}
+    X = rng.standard_normal((batch, din)).astype(dtype)
+    y = rng.integers(0, classes, batch)
+    return params, X, y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_unusual_layouts_match_contiguous_and_are_not_modified(layout, dtype):
+    params, X, y = _mlp_data(dtype)
+    fn = gc.value_and_grad(_mlp_loss)
+    jitted = gc.jit(fn)
+    want = jitted(params, X, y)
+    jitted(params, X, y)         # arm the fast path for contiguous arrays
+    make = LAYOUTS[layout]
+    odd_params = {k: make(v) for k, v in params.items()}
+    odd_X, odd_y = make(X), make(y)
+    originals = [a.copy() for a in leaves((odd_params, odd_X, odd_y))]
+    flags = [(a.flags.writeable, a.flags.c_contiguous, a.flags.f_contiguous, a.flags.aligned,
+              a.strides) for a in leaves((odd_params, odd_X, odd_y))]
+    compiled = jitted.lower(params, X, y).compile()
+    for name, call in (("jit", jitted), ("compiled", compiled)):
+        got = call(odd_params, odd_X, odd_y)
+        assert_trees_equal(got, want, f"{layout} via {name}")
+        # mixed: only one argument unusual
+        got = call(params, odd_X, y)
+        assert_trees_equal(got, want, f"{layout} X only via {name}")
+    after = leaves((odd_params, odd_X, odd_y))
+    for i, (a, orig, fl) in enumerate(zip(after, originals, flags)):
+        assert np.array_equal(a, orig), f"input leaf {i} was modified ({layout})"
+        assert (a.flags.writeable, a.flags.c_contiguous, a.flags.f_contiguous, a.flags.aligned,
+                a.strides) == fl, f"flags of input leaf {i} changed ({layout})"
+
+
+def test_inputs_are_never_modified_contiguous():
+    params, X, y = _mlp_data(np.float64)
+    copies = [a.copy() for a in leaves((params, X, y))]
+    jitted = gc.jit(gc.value_and_grad(_mlp_loss))
+    for _ in range(3):
+        jitted(params, X, y)
+    for a, b in zip(leaves((params, X, y)), copies):
+        assert np.array_equal(a, b)
+        assert a.flags.writeable
+
+
+def test_byte_swapped_input_is_never_misread():
+    """A big-endian float32 array has NumPy's float32 type number: it must be converted (or
+    rejected with a clear error), never read as native floats."""
+    x = np.arange(1.0, 6.0, dtype=np.float32)
+    swapped = x.astype(x.dtype.newbyteorder())
+    f = gc.jit(lambda x: x * 2)
+    assert np.array_equal(f(x), x * 2)           # arms the fast path for native float32[5]
+    try:
+        got = f(swapped)
+    except (TypeError, ValueError):
+        return                                   # rejecting it clearly is acceptable
+    assert np.array_equal(got, x * 2), f"byte-swapped input misread: {got}"
+
+
+def test_outputs_are_fresh_arrays():
+    const = np.array([1.0, 2.0, 3.0])
+
+    def fn(x):
+        return x, x * 2, const, gc.sum(x)
+
+    f = gc.jit(fn)
+    x = np.array([0.5, -1.0, 2.0])
+    first = f(x)
+    second = f(x)                                 # fast path
+    compiled = f.lower(x).compile()
+    third = compiled(x)
+    for a, b, c in zip(first, second, third):
+        assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+        assert a is not b and b is not c
+        assert not np.shares_memory(a, b) and not np.shares_memory(b, c)
+        assert a.flags.writeable and b.flags.writeable
+    for out in (first, second, third):
+        assert not np.shares_memory(out[0], x), "an output aliases the input"
+        assert not np.shares_memory(out[2], const), "an output aliases a captured constant"
+    assert first[3].shape == () and isinstance(first[3], np.ndarray)
+    # writing into a result changes neither the inputs, constants nor later results
+    for out in first:
+        out[...] = 99
+    assert np.array_equal(x, [0.5, -1.0, 2.0]) and np.array_equal(const, [1.0, 2.0, 3.0])
+    again = f(x)
+    assert np.array_equal(again[0], x) and np.array_equal(again[1], 2 * x)
+    assert np.array_equal(again[2], const) and again[3] == x.sum()
+
+
+def test_python_scalars_and_lists_are_converted():
+    f = gc.jit(lambda W, x, s: gc.sum(gc.tanh(W @ x) * s))
+    W = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    x = np.array([1.0, 2.0], np.float32)
+    want = f(W, x, 0.5)
+    assert want.dtype == np.float32                 # a Python float does not upcast (NEP 50)
+    np.testing.assert_allclose(want, np.sum(np.tanh(W.astype(np.float64) @ x) * 0.5), rtol=1e-6)
+    assert_trees_equal(f(W, x, 0.5), want)           # fast path
+    assert_trees_equal(f(W, x, np.float32(0.5)), want)
+    assert_trees_equal(f(W, x, 1) * 0.5, want)       # a Python int, weakly typed
+    compiled = f.lower(W, x, 0.5).compile()
+    assert_trees_equal(compiled(W, x, 0.5), want)
+    assert_trees_equal(compiled(W.tolist(), x.tolist(), 0.5), want)     # lists converted
+    assert_trees_equal(compiled(W, (1.0, 2.0), 0.5), want)               # a tuple too
+    assert_trees_equal(compiled(W, x, 1), gc.jit(lambda W, x, s: gc.sum(gc.tanh(W @ x) * s))(
+        W, x, 1.0))
+    # under gc.jit, lists are pytrees: a list of arrays is one argument per leaf
+    g = gc.jit(lambda xs, k: xs[0] * k + xs[1])
+    a, b = np.arange(3.0), np.ones(3)
+    assert_trees_equal(g([a, b], 2), a * 2 + b)
+    assert_trees_equal(g((a, b), 2.5), a * 2.5 + b)
+    ints = gc.jit(lambda a, k: a * k)
+    assert_trees_equal(ints(np.arange(3), 2), np.arange(3) * 2)
+    assert ints(np.arange(3), 2).dtype == np.int64
+    assert_trees_equal(ints(np.arange(3.0, dtype=np.float32), 2),
+                       np.arange(3.0, dtype=np.float32) * 2)
+    assert_trees_equal(ints(np.arange(3.0), np.float64(1.5)), np.arange(3.0) * 1.5)
+    assert_trees_equal(ints(np.arange(3.0), True), np.arange(3.0))
+
+
+def test_compiled_rejects_other_shapes_and_dtypes_naming_the_parameter():
+    def fn(weights, inputs, params):
+        return gc.sum(inputs @ weights) + gc.sum(params["bias"])
+
+    W = np.ones((3, 2))
+    X = np.ones((4, 3))
+    params = {"bias": np.ones(2)}
+    compiled = gc.jit(fn).lower(W, X, params).compile()
+    assert compiled(W, X, params) == 26.0
+    with pytest.raises(ValueError, match="inputs"):
+        compiled(W, np.ones((5, 3)), params)
+    with pytest.raises(ValueError, match="inputs"):
+        compiled(W, X.astype(np.float32), params)
+    with pytest.raises(ValueError, match="weights"):
+        compiled(np.ones((3, 2), np.int64), X, params)
+    with pytest.raises(ValueError, match="bias"):
+        compiled(W, X, {"bias": np.ones(3)})
+    with pytest.raises(ValueError, match="inputs"):
+        compiled(W, [[1.0, 2.0]], params)              # a list is converted, then checked
+    with pytest.raises(TypeError):
+        compiled(W, X)
+    # the compiled function still works afterwards
+    assert compiled(W, X, params) == 26.0
+
+
+# ---- 4. the disk cache -----------------------------------------------------------------------------
+
+CACHE_SCRIPT = r"""
+import json, numpy as np, gradc as gc
+x = np.linspace(-1.5, 1.5, 64)
+lowered = gc.jit(gc.value_and_grad(lambda x: gc.sum(gc.tanh(x) * x + gc.exp(x)))).lower(x)
+compiled = lowered.compile()
+value, grad = compiled(x)
+t = np.tanh(x)
+ok = (np.allclose(value, np.sum(t * x + np.exp(x)), rtol=1e-12)
+      and np.allclose(grad, t + x * (1 - t * t) + np.exp(x), rtol=1e-12))
+print(json.dumps({"hit": compiled.stats["cache_hit"], "ok": bool(ok),
+                  "library": compiled.stats["library"]}))
+"""
+
+
+def _cache_files(d, suffix):
+    return sorted(p for p in Path(d).iterdir() if p.name.endswith(suffix))
+
+
+def _sum_exp(x):
+    return gc.sum(gc.exp(x))
+
+
+def _sum_sin(x):
+    return gc.sum(gc.sin(x))
+
+
+def test_cache_info_and_clear(fresh_cache):
+    info = gc.cache_info()
+    assert Path(info["location"]) == fresh_cache and info["entries"] == 0 and info["bytes"] == 0
+    a = gc.jit(_sum_exp).lower(np.ones(5)).compile()
+    b = gc.jit(_sum_sin).lower(np.ones(5)).compile()
+    assert not a.stats["cache_hit"] and not b.stats["cache_hit"]
+    assert Path(a.stats["library"]).parent == fresh_cache
+    info = gc.cache_info()
+    assert Path(info["location"]) == fresh_cache
+    assert info["entries"] == 2, info
+    on_disk = sum(p.stat().st_size for p in fresh_cache.iterdir()
+                  if p.suffix in (".so", ".json", ".c"))
+    assert info["bytes"] == on_disk > 0, (info, on_disk)
+    # the same function again (a new jit object): a cache hit
+    again = gc.jit(_sum_exp).lower(np.ones(5)).compile()
+    assert again.stats["cache_hit"], again.stats
+    assert again.stats["library"] == a.stats["library"]
+    assert again(np.zeros(5)) == 5.0
+    assert gc.clear_cache() >= 2
+    info = gc.cache_info()
+    assert info["entries"] == 0 and info["bytes"] == 0, info
+    assert not _cache_files(fresh_cache, ".so")
+    fresh = gc.jit(_sum_exp).lower(np.ones(5)).compile()
+    assert not fresh.stats["cache_hit"]
+    assert fresh(np.zeros(5)) == 5.0
+    assert a(np.zeros(5)) == 5.0       # an already loaded function survives clear_cache
+
+
+def _corrupt(kind, d):
+    sos = _cache_files(d, ".so")
+    assert sos, f"nothing cached in {d}"
+    for so in sos:
+        if kind == "garbage":
+            so.write_bytes(b"\x7fELF this is not a shared library" * 50)
+        elif kind == "truncated":
+            data = so.read_bytes()
+            so.write_bytes(data[: len(data) // 2])
+        elif kind == "empty":
+            so.write_bytes(b"")
+        elif kind == "json":
+            so.with_suffix(".json").write_text("{not json")
+        elif kind == "same_size":              # flipped bytes, size unchanged
+            data = bytearray(so.read_bytes())
+            for i in range(len(data) // 3, len(data) // 3 + 64):
+                data[i] ^= 0xFF
+            so.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "same_size", "json"])
+def test_corrupted_cache_entry_is_rebuilt(kind, tmp_path):
+    d = tmp_path / "cache"
+    first = last_json(run_python(CACHE_SCRIPT, d))
+    assert first["ok"] and first["hit"] is False, first
+    _corrupt(kind, d)
+    second = last_json(run_python(CACHE_SCRIPT, d))
+    assert second["ok"], second
+    assert second["hit"] is False, f"a corrupted ({kind}) entry was trusted: {second}"
+    third = last_json(run_python(CACHE_SCRIPT, d))
+    assert third["ok"] and third["hit"] is True, third
+    assert third["library"] == first["library"]
+
+
+CONCURRENT_SCRIPT = r"""
+import json, os, sys, time, numpy as np, gradc as gc
+go = sys.argv[1]
+deadline = time.time() + 60
+while not os.path.exists(go) and time.time() < deadline:
+    time.sleep(0.002)
+rng = np.random.default_rng(0)
+W = rng.standard_normal((30, 20)); X = rng.standard_normal((10, 30))
+f = gc.jit(gc.value_and_grad(lambda W, X: gc.sum(gc.tanh(X @ W) ** 2)))
+v, g = f(W, X)
+h = np.tanh(X @ W)
+ok = np.allclose(v, np.sum(h ** 2), rtol=1e-12) and np.allclose(g, X.T @ (2 * h * (1 - h * h)),
+                                                                  rtol=1e-10)
+print(json.dumps({"ok": bool(ok)}))
+"""
+
+
+def test_two_processes_compiling_the_same_function_at_once(tmp_path):
+    d = tmp_path / "cache"
+    go = tmp_path / "go"
+    env = subprocess_env(d)
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, str(go)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=str(REPO)) for _ in range(3)]
+    time.sleep(0.5)            # let both import gradc, then release them together
+    go.write_text("go")
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        results.append(last_json(subprocess.CompletedProcess(p.args, p.returncode, out, err)))
+    assert all(r["ok"] for r in results), results
+    # the cache is consistent afterwards: a new process hits it
+    after = run_python(CONCURRENT_SCRIPT.replace("go = sys.argv[1]", f"go = {str(go)!r}"), d)
+    assert last_json(after)["ok"]
+    assert not [p for p in d.iterdir() if p.name.endswith(".tmp")], list(d.iterdir())
+
+
+def test_cache_size_is_bounded(fresh_cache, monkeypatch):
+    first = gc.jit(lambda x: gc.sum(gc.exp(x) * 0.0)).lower(np.ones(3)).compile()
+    entry_bytes = gc.cache_info()["bytes"]
+    assert entry_bytes > 0
+    limit = 2.5 * entry_bytes                          # room for about two entries
+    monkeypatch.setenv("GRADC_CACHE_MAX_MB", repr(limit / 2 ** 20))
+    last = None
+    for k in range(1, 7):
+        last = gc.jit(lambda x, k=k: gc.sum(gc.exp(x) * float(k))).lower(np.ones(3)).compile()
+        assert not last.stats["cache_hit"]
+        assert last(np.zeros(3)) == 3.0 * k
+    deadline = time.time() + 20                     # pruning runs in the background
+    while gc.cache_info()["bytes"] > limit and time.time() < deadline:
+        time.sleep(0.05)
+    info = gc.cache_info()
+    assert info["bytes"] <= limit, (info, limit)
+    assert 1 <= info["entries"] <= 2, info
+    assert Path(last.stats["library"]).exists(), "the most recently used entry was pruned"
+    assert not Path(first.stats["library"]).exists(), "the least recently used entry was kept"
+    time.sleep(0.2)      # let pending pruning threads finish while the variables are still set
+
+
+def test_tiny_cache_limit_still_works(tmp_path):
+    d = tmp_path / "cache"
+    code = CACHE_SCRIPT + textwrap.dedent(r"""
+        import time
+        for k in range(4):
+            f = gc.jit(lambda x, k=k: gc.sum(x * float(k)))
+            assert f(np.ones(3)) == 3.0 * k
+        time.sleep(1.0)
+        print(json.dumps(gc.cache_info()))
+    """)
+    info = last_json(run_python(code, d, GRADC_CACHE_MAX_MB="0.001"))
+    assert info["bytes"] <= 0.001 * 2 ** 20, info
+
+
+# ---- 5. threads --------------------------------------------------------------------------------------
+
+def test_threads_share_one_compiled_function():
+    rng = np.random.default_rng(RNG_SEED)
+    din, hidden, classes, batch = 40, 64, 10, 32
+    params = {"W1": rng.standard_normal((din, hidden)) * 0.2, "b1": rng.standard_normal(hidden) * 0.1,
+              "W2": rng.standard_normal((hidden, classes)) * 0.2}
+    data = [(rng.standard_normal((batch, din)) * (1 + t), rng.integers(0, classes, batch))
+            for t in range(4)]
+    jitted = gc.jit(gc.value_and_grad(_mlp_loss))
+    compiled = jitted.lower(params, *data[0]).compile()
+    assert compiled.stats["workspace_bytes"] > 0
+    refs = [jitted(params, X, y) for X, y in data]            # single-threaded references
+    for ref, (X, y) in zip(refs, data):
+        want = gc.jit(gc.value_and_grad(_mlp_loss), backend="numpy")(params, X, y)
+        assert_trees_close(ref, want, rtol=1e-9, atol=1e-12)
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def work(t):
+        X, y = data[t]
+        barrier.wait()
+        for i in range(150):
+            got = jitted(params, X, y) if i % 2 else compiled(params, X, y)
+            try:
+                assert_trees_equal(got, refs[t], f"thread {t} call {i}")
+            except AssertionError as e:
+                errors.append(str(e))
+                return
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert not errors, errors[:3]
+
+
+# ---- 6. compile errors --------------------------------------------------------------------------------
+
+COMPILE_ERROR_SCRIPT = r"""
+import json, os, numpy as np, gradc as gc
+x = np.linspace(0, 1, 5)
+fn = lambda x: gc.sum(gc.exp(x) * x)
+result = {}
+try:
+    gc.jit(fn)(x)
+except gc.CompileError as e:
+    result["error"] = str(e)
+    result["is_runtime_error"] = isinstance(e, RuntimeError)
+except Exception as e:
+    result["error"] = f"WRONG {type(e).__name__}: {e}"
+else:
+    result["error"] = None
+result["numpy"] = float(gc.jit(fn, backend="numpy")(x))
+result["numpy_grad"] = gc.jit(gc.grad(fn), backend="numpy")(x).tolist()
+result["want"] = float(np.sum(np.exp(x) * x))
+print(json.dumps(result))
+"""
+
+
+def test_failing_compiler_gives_compile_error_with_message_and_c_path(tmp_path):
+    cc = tmp_path / "fake-cc"
+    cc.write_text("#!/bin/sh\necho 'fake-cc: error: SIMULATED_FAILURE_42 (no code today)' >&2\n"
+                  "exit 1\n")
+    cc.chmod(0o755)
+    d = tmp_path / "cache"
+    res = last_json(run_python(COMPILE_ERROR_SCRIPT, d, CC=str(cc)))
+    err = res["error"]
+    assert err and not err.startswith("WRONG"), res
+    assert res["is_runtime_error"]
+    assert "SIMULATED_FAILURE_42" in err, f"compiler message missing: {err}"
+    paths = [p for p in re.findall(r"(/\S+\.c)\b", err) if Path(p).is_file()]
+    assert paths, f"no existing generated C path in the message: {err}"
+    source = Path(paths[0]).read_text()
+    assert "gradc_kernel" in source and "exp" in source
+    assert res["numpy"] == pytest.approx(res["want"], rel=1e-12)
+    assert not _cache_files(d, ".so"), "a failed compile left a library in the cache"
+
+
+def test_missing_compiler_gives_compile_error_numpy_backend_still_works(tmp_path):
+    res = last_json(run_python(COMPILE_ERROR_SCRIPT, tmp_path / "cache",
+                               CC=str(tmp_path / "nonexistent" / "cc")))
+    err = res["error"]
+    assert err and not err.startswith("WRONG"), res
+    assert "nonexistent" in err, err
+    assert res["numpy"] == pytest.approx(res["want"], rel=1e-12)
+    assert len(res["numpy_grad"]) == 5
+
+
+# ---- 7. the generated C compiles without warnings -------------------------------------------------------
+
+def _f(shape, dtype, seed=0, positive=False):
+    x = np.random.default_rng(seed).standard_normal(shape)
+    return (np.abs(x) + 0.5 if positive else x).astype(dtype)
+
+
+def _unary_all(x):
+    a = gc.abs(x) + 0.5
+    return gc.sum(-x + gc.exp(x) + gc.log(a) + gc.log1p(a) + gc.expm1(x) + gc.sqrt(a) + gc.sin(x)
+                  + gc.cos(x) + gc.tanh(x) + gc.abs(x) + gc.sign(x) + gc.sigmoid(x) + gc.softplus(x)
+                  + gc.square(x) + gc.relu(x) + gc.stop_gradient(x) * x)
+
+
+def _binary_all(x, y):
+    p = gc.abs(x) + 0.5
+    return gc.sum(x + y - x * y + x / (gc.abs(y) + 1) + gc.power(p, y) + gc.maximum(x, y)
+                  + gc.minimum(x, y) + gc.clip(x, -0.5, 0.5) + x ** 2 + 2.0 ** y)
+
+
+def _compare_where(x, y):
+    m = (x > y) & (x <= 0.5) | ~(x == y) & (x != 0.25) & (x >= -1.0) & (y < 1.0)
+    return gc.sum(gc.where(m, x * y, y) + gc.where(gc.greater_equal(x, 0), x, 0.0)
+                  + gc.astype(gc.less(x, y), x.dtype))
+
+
+def _reductions(x):          # x: (3, 4, 5)
+    return (gc.sum(x, axis=0), gc.sum(x, axis=1), gc.sum(x, axis=2), gc.sum(x, axis=(0, 2)),
+            gc.mean(x, axis=1, keepdims=True), gc.max(x, axis=0), gc.max(x, axis=1),
+            gc.max(x, axis=2, keepdims=True), gc.min(x, axis=(1, 2)), gc.max(x),
+            gc.logsumexp(x, axis=2), gc.sum(x))
+
+
+def _reduction_loss(x):
+    return sum(gc.sum(gc.sin(r)) for r in _reductions(x))
+
+
+def _argmax(x):             # x: (3, 4, 5)
+    return (gc.argmax(x, axis=0), gc.argmax(x, axis=1), gc.argmax(x, axis=2), gc.argmax(x),
+            gc.argmin(x, axis=1), gc.argmax(x, axis=-1, keepdims=True))
+
+
+def _shapes(x):             # x: (4, 6)
+    a = gc.reshape(x, (3, 8)).T @ gc.ones_like(gc.reshape(x, (3, 8)))
+    b = gc.broadcast_to(x[:, :1], (4, 6)) * gc.transpose(gc.reshape(x, (6, 4)))
+    c = x[::-1, ::2] + x[3:0:-1, -1:0:-2].sum()
+    d = gc.concatenate([x, x[:, ::-1] * 2, x[:, :1]], axis=1)
+    e = gc.stack([x, x * 3], axis=0)
+    f = gc.squeeze(gc.expand_dims(x, 0), 0)[1:3]
+    g = gc.concatenate([x[::2], x[1::2]], axis=0)
+    return gc.sum(a) + gc.sum(b) + gc.sum(c) + gc.sum(d ** 2) + gc.sum(e) + gc.sum(f) + gc.sum(g)
+
+
+def _gather(x, idx, rows, cols, labels):       # x: (5, 4)
+    return gc.sum(x[idx] ** 2) + gc.sum(x[rows, cols] * 3.0) + gc.sum(x[np.arange(5), labels])
+
+
+def _ce(logits, labels):
+    return (gc.nn.cross_entropy(logits, labels) + gc.nn.multiclass_hinge(logits, labels)
+            + gc.sum(gc.nn.log_softmax(logits)) * 0.1
+            + gc.sum(gc.nn.one_hot(labels, 4, dtype=logits.dtype) * logits)
+            + gc.nn.binary_cross_entropy_with_logits(logits, gc.nn.softmax(logits))
+            + gc.nn.mse(logits, logits * 0.5))
+
+
+def _matmul_all(v, A, B, batch_a, batch_b):
+    return (gc.sum(v @ A) + gc.sum(A.T @ v) + gc.sum(A @ B) + gc.dot(v, v)
+            + gc.sum(batch_a @ batch_b) + gc.sum((A.T @ A) * 0.5))
+
+
+def _unrolled_rnn(h, W, xs):            # repeated steps become outlined static functions
+    for t in range(xs.shape[0]):
+        h = gc.tanh(h @ W + xs[t])
+    return gc.sum(h)
+
+
+def _outlined_const_mix(X, W):          # the same matmul step on an input and on a temporary
+    return gc.sum((gc.exp(X) @ W) * (X @ W))
+
+
+def _int_ops(i, j, x):                  # i, j integer arrays; x float
+    k = gc.abs(i) + gc.sign(j) * 2 - gc.maximum(i, j) + gc.minimum(i, j) * i - (-j)
+    p = gc.power(gc.abs(i), 2)
+    s = gc.sum(k) + gc.max(j) + gc.sum(p, axis=0).sum() + gc.argmax(i)
+    m = gc.where(i > j, i, j) + gc.astype(i == j, i.dtype)
+    return s, m, gc.astype(k, x.dtype) * x, gc.sum(gc.astype(i, x.dtype) * x), x[j]
+
+
+def _bool_ops(mask, x):
+    return gc.where(mask & (x > 0), x, 0.0), gc.sum(gc.astype(~mask | (x < 0), x.dtype)), ~mask
+
+
+def _scalar_arg(x, s):
+    return gc.sum(x * s + s)
+
+
+def _hessian(x):
+    return gc.hessian(lambda x: gc.sum(gc.tanh(x) * x ** 3))(x)
+
+
+def _jvp(x, t):
+    return gc.jvp(lambda x: gc.sin(x) * gc.sum(x ** 2), (x,), (t,))
+
+
+def _int_inputs(i_dtype):
+    rng = np.random.default_rng(3)
+    return (rng.integers(-3, 4, (4, 3)).astype(i_dtype),
+            rng.integers(0, 3, (4, 3)).astype(i_dtype))
+
+
+def _warning_cases():
+    cases = []
+    for dt in (np.float32, np.float64):
+        name = np.dtype(dt).name
+        vg = gc.value_and_grad
+        cases += [
+            (f"unary_{name}", vg(_unary_all), (_f(17, dt),)),
+            (f"binary_{name}", vg(_binary_all, argnums=(0, 1)), (_f((3, 5), dt), _f((3, 5), dt, 1))),
+            (f"binary_bcast_{name}", vg(_binary_all, argnums=(0, 1)), (_f((3, 1), dt), _f(5, dt, 1))),
+            (f"compare_where_{name}", vg(_compare_where, argnums=(0, 1)),
+             (_f((2, 7), dt), _f((2, 7), dt, 1))),
+            (f"reductions_{name}", _reductions, (_f((3, 4, 5), dt),)),
+            (f"reduction_grads_{name}", vg(_reduction_loss), (_f((3, 4, 5), dt),)),
+            (f"argmax_{name}", _argmax, (_f((3, 4, 5), dt),)),
+            (f"shapes_{name}", vg(_shapes), (_f((4, 6), dt),)),
+            (f"gather_{name}", vg(_gather),
+             (_f((5, 4), dt), np.array([0, -1, 2, 2]), np.array([[0, 4], [1, -5]]),
+              np.array([[3, 0], [1, -1]]), np.array([0, 3, -1, 2, 1]))),
+            (f"gather_1d_{name}", vg(lambda x, i: gc.sum(x[i] * x[i[::-1]])),
+             (_f(9, dt), np.array([8, 0, -9, 3], np.int32))),
+            (f"cross_entropy_i64_{name}", vg(_ce), (_f((6, 4), dt), np.array([0, 3, 1, 2, 2, 0]))),
+            (f"cross_entropy_i32_{name}", vg(_ce),
+             (_f((6, 4), dt), np.array([0, 3, 1, 2, 2, 0], np.int32))),
+            (f"cross_entropy_1d_{name}", vg(lambda l, y: gc.nn.cross_entropy(l, y)),
+             (_f(4, dt), np.int64(2))),
+            (f"matmul_{name}", vg(_matmul_all, argnums=(0, 1, 2, 3, 4)),
+             (_f(4, dt), _f((4, 3), dt, 1), _f((3, 5), dt, 2), _f((2, 3, 4), dt, 3),
+              _f((2, 4, 2), dt, 4))),
+            (f"matmul_1d_{name}", vg(lambda a, b: a @ b, argnums=(0, 1)), (_f(6, dt), _f(6, dt, 1))),
+            (f"matmul_mv_{name}", vg(lambda A, b: gc.sum(A @ b) + gc.sum(b @ A.T), argnums=(0, 1)),
+             (_f((3, 6), dt), _f(6, dt, 1))),
+            (f"unrolled_{name}", vg(_unrolled_rnn, argnums=(0, 1, 2)),
+             (_f((2, 5), dt), _f((5, 5), dt, 1), _f((4, 2, 5), dt, 2))),
+            (f"outlined_const_mix_{name}", vg(_outlined_const_mix, argnums=(0, 1)),
+             (_f((4, 4), dt), _f((4, 4), dt, 1))),
+            (f"mlp_{name}", vg(_mlp_loss), _mlp_data(dt)),
+            (f"scalar_arg_{name}", vg(_scalar_arg, argnums=(0, 1)), (_f(5, dt), 0.5)),
+            (f"hessian_{name}", _hessian, (_f(4, dt),)),
+            (f"jvp_{name}", _jvp, (_f(4, dt), _f(4, dt, 1))),
+            (f"bool_{name}", _bool_ops, (np.array([True, False, True, True]), _f(4, dt))),
+            (f"identity_const_{name}", lambda x: (x, np.ones(3, dt), 2.5, x[::-1]), (_f(3, dt),)),
+        ]
+        for idt in (np.int32, np.int64):
+            cases.append((f"int_{np.dtype(idt).name}_{name}", _int_ops,
+                          _int_inputs(idt) + (_f((4, 3), dt),)))
+    return cases
+
+
+WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-fsyntax-only"]
+# the same, with the macros the JIT build defines (OpenMP SIMD pragmas, OpenBLAS, vector math)
+JIT_DEFINES = ["-fopenmp-simd", "-DGRADC_OPENMP_SIMD", "-DGRADC_HAVE_OPENBLAS",
+               "-DGRADC_VECTOR_MATH"]
+
+
+def _syntax_check(args):
+    cc, path, flags = args
+    proc = subprocess.run([cc, *flags, f"-I{cbuild.CSRC}", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    return proc.returncode, proc.stderr
+
+
+def test_generated_c_compiles_without_warnings(tmp_path):
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    seen_lowered, seen_traced, jobs, lowering_errors = set(), set(), [], {}
+    for name, fn, args in _warning_cases():
+        try:
+            lowered = gc.jit(fn).lower(*args)
+            src = lowered.c_source
+        except Exception as e:       # noqa: BLE001 -- reported below
+            lowering_errors[name] = f"{type(e).__name__}: {e}"
+            continue
+        seen_lowered |= {n.prim.name for n in lowered.graph.nodes}
+        seen_traced |= {n.prim.name for n in lowered.traced_graph.nodes}
+        path = tmp_path / f"{name}.c"
+        path.write_text(src)
+        jobs.append((name, (cc, path, WARNING_FLAGS)))
+        jobs.append((name + "[jit macros]", (cc, path, WARNING_FLAGS + JIT_DEFINES)))
+    with concurrent.futures.ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
+        results = list(pool.map(_syntax_check, [j[1] for j in jobs]))
+    failures = {name: err.strip()[:1500] for (name, _), (rc, err) in zip(jobs, results) if rc != 0}
+    assert not lowering_errors, f"cases that failed to lower: {lowering_errors}"
+
+    # coverage: every primitive with a C form appears in some compiled graph
+    with_c = {p.name for p in gc.PRIMITIVES.values() if p.c is not None}
+    # stop_gradient marks the traced graph only: the simplifier removes it before lowering.
+    only_traced = {"stop_gradient"}
+    missing = sorted(with_c - seen_lowered - only_traced)
+    missing_traced = sorted(only_traced - seen_traced)
+    assert not failures, "generated C does not compile cleanly:\n" + "\n\n".join(
+        f"== {k}:\n{v}" for k, v in failures.items())
+    assert not missing and not missing_traced, \
+        f"primitives no warning case compiles: {missing + missing_traced}"
+
+
+# ---- 8. the native fast path ------------------------------------------------------------------------
+
+def test_fast_path_is_built_and_used(monkeypatch):
+    try:
+        from gradc import _fastcall  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"gradc._fastcall extension not built: {e}")
+    rng = np.random.default_rng(RNG_SEED)
+    W = rng.standard_normal((6, 4))
+    X = rng.standard_normal((5, 6))
+    fn = gc.value_and_grad(lambda W, X, s: gc.sum(gc.tanh(X @ W) * s), argnums=(0, 1))
+    jitted = gc.jit(fn)
+    assert jitted.lower(W, X, 0.5).compile().fast_path() is not None
+    first = jitted(W, X, 0.5)                          # compiles, general path
+    from_lists = jitted(W.tolist(), X.tolist(), 0.5)   # lists: same signature, general path
+    assert_trees_equal(from_lists, first, "list input")
+
+    # From now on a call with exactly matching arrays must not reach the Python call path.
+    def general_path(*args, **kwargs):
+        raise AssertionError("the general (Python) call path was used")
+
+    jitted(W, X, 0.5)
+    monkeypatch.setattr(gc.Compiled, "call_leaves", general_path)
+    fast = jitted(W, X, 0.5)
+    assert_trees_equal(fast, first, "fast path")
+    fast2 = jitted(W, X, 0.25)
+    assert_trees_equal(fast2[1], gc.tree_map(lambda g: g * 0.5, first[1]), "fast path, scalar")
+    assert fast[0] is not first[0] and not np.shares_memory(fast[1][0], first[1][0])
+    with pytest.raises(AssertionError, match="general"):
+        jitted(W.tolist(), X, 0.5)                    # a list takes the general path
+    monkeypatch.undo()
+    assert_trees_equal(jitted(W.tolist(), X.tolist(), 0.5), first, "list input after fast calls")
