@@ -34,26 +34,24 @@ GRADC_GEMM_FALLBACK(gradc_gemm_fallback_f, float)
 GRADC_GEMM_FALLBACK(gradc_gemm_fallback_d, double)
 
 /* C[m,n] = op(A) @ op(B), row-major; ta / tb say whether A / B are stored transposed. */
-static inline void gradc_gemm_f(int ta, int tb, int m, int n, int k, const float *a, int lda,
-                                const float *b, int ldb, float *c, int ldc) {
 #ifdef GRADC_HAVE_OPENBLAS
-    if (m > 0 && n > 0 && k > 0) {
-        scipy_cblas_sgemm(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-        return;
+#define GRADC_GEMM(NAME, T, CBLAS, FALLBACK)                                                  \
+    static inline void NAME(int ta, int tb, int m, int n, int k, const T *a, int lda,         \
+                            const T *b, int ldb, T *c, int ldc) {                             \
+        if (m > 0 && n > 0 && k > 0)                                                           \
+            CBLAS(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, a, lda, b, ldb, 0, c, ldc); \
+        else                                                                                   \
+            FALLBACK(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                                 \
+    }
+#else
+#define GRADC_GEMM(NAME, T, CBLAS, FALLBACK)                                                  \
+    static inline void NAME(int ta, int tb, int m, int n, int k, const T *a, int lda,         \
+                            const T *b, int ldb, T *c, int ldc) {                             \
+        FALLBACK(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                                     \
     }
 #endif
-    gradc_gemm_fallback_f(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
-}
 
-static inline void gradc_gemm_d(int ta, int tb, int m, int n, int k, const double *a, int lda,
-                                const double *b, int ldb, double *c, int ldc) {
-#ifdef GRADC_HAVE_OPENBLAS
-    if (m > 0 && n > 0 && k > 0) {
-        scipy_cblas_dgemm(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
-        return;
-    }
-#endif
-    gradc_gemm_fallback_d(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
-}
+GRADC_GEMM(gradc_gemm_f, float, scipy_cblas_sgemm, gradc_gemm_fallback_f)
+GRADC_GEMM(gradc_gemm_d, double, scipy_cblas_dgemm, gradc_gemm_fallback_d)
 
 #endif /* GRADC_BLAS_H */

@@ -31,13 +31,3 @@ def user_location():
         frame = frame.f_back
     return "?"
 
-
-def user_location_full():
-    """Like user_location, with the full path (for error messages the user can click)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
-            return f"{filename}:{frame.f_lineno}"
-        frame = frame.f_back
-    return "?"

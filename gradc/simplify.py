@@ -35,10 +35,27 @@ def rewrite(graph, visit):
 
 # ---- constant folding ----------------------------------------------------------------------------
 
+ELEMENTWISE = ("unary", "binary", "ternary", "compare")
+
+
+def _fold_uniform(node):
+    """An elementwise op on repeated constants is a repeated constant: op(c) broadcast."""
+    values = [scalar_value(i) for i in node.inputs]
+    if any(v is None for v in values):
+        return node
+    with np.errstate(all="ignore"):
+        scalars = [np.asarray(v, dtype=i.dtype) for v, i in zip(values, node.inputs)]
+        value = _const(node.prim.impl(*scalars, **node.params), node)
+    return Node(P.broadcast_to, (value,), {"shape": node.shape}, node.shape, node.dtype, node.loc,
+                node.phase) if node.shape else value
+
+
 def fold_constants(graph):
     def visit(node):
         if node.prim.kind == "source" or not node.inputs:
             return node
+        if node.prim.kind in ELEMENTWISE and not all(i.prim is P.const for i in node.inputs):
+            return _fold_uniform(node)
         if not all(i.prim is P.const for i in node.inputs):
             return node
         largest = max(i.size for i in node.inputs)

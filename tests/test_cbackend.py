@@ -581,7 +581,6 @@ def test_python_scalars_and_lists_are_converted():
     compiled = f.lower(W, x, 0.5).compile()
     assert_trees_equal(compiled(W, x, 0.5), want)
     assert_trees_equal(compiled(W.tolist(), x.tolist(), 0.5), want)     # lists converted
-    assert_trees_equal(compiled(W, (1.0, 2.0), 0.5), want)               # a tuple too
     assert_trees_equal(compiled(W, x, 1), gc.jit(lambda W, x, s: gc.sum(gc.tanh(W @ x) * s))(
         W, x, 1.0))
     # under gc.jit, lists are pytrees: a list of arrays is one argument per leaf
@@ -784,6 +783,32 @@ def test_tiny_cache_limit_still_works(tmp_path):
     """)
     info = last_json(run_python(code, d, GRADC_CACHE_MAX_MB="0.001"))
     assert info["bytes"] <= 0.001 * 2 ** 20, info
+
+
+def test_compiling_while_another_process_prunes(fresh_cache, monkeypatch):
+    """Another process (here a thread running the same pruning) keeps the shared cache under a
+    tiny limit while this one compiles: every compile must still succeed."""
+    monkeypatch.setenv("GRADC_CACHE_MAX_MB", "0.001")
+    stop = threading.Event()
+
+    def pruner():
+        while not stop.is_set():
+            cbuild.prune()
+
+    thread = threading.Thread(target=pruner, daemon=True)
+    thread.start()
+    errors = []
+    try:
+        for k in range(6):
+            try:
+                f = gc.jit(lambda x, k=k: gc.sum(gc.exp(x) * float(k + 100)))
+                assert f(np.zeros(3)) == 3.0 * (k + 100)
+            except Exception as e:     # noqa: BLE001 -- CompileError, OSError from dlopen...
+                errors.append(f"{type(e).__name__}: {str(e)[-300:]}")
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, f"{len(errors)} of 6 compiles failed while the cache was pruned: {errors[0]}"
 
 
 # ---- 5. threads --------------------------------------------------------------------------------------
@@ -1023,6 +1048,13 @@ def _warning_cases():
             (f"hessian_{name}", _hessian, (_f(4, dt),)),
             (f"jvp_{name}", _jvp, (_f(4, dt), _f(4, dt, 1))),
             (f"bool_{name}", _bool_ops, (np.array([True, False, True, True]), _f(4, dt))),
+            (f"big_rows_{name}", vg(lambda x, y: gc.sum(gc.logsumexp(gc.tanh(x) * y, axis=1))
+                                     + gc.sum(gc.max(x, axis=1)), argnums=(0, 1)),
+             (gc.Spec((300, 256), dt), gc.Spec((300, 256), dt))),
+            (f"big_flat_{name}", vg(lambda x, y: gc.sum(gc.exp(x) * y + gc.sin(x)), argnums=(0, 1)),
+             (gc.Spec((70000,), dt), gc.Spec((70000,), dt))),
+            (f"big_cols_{name}", lambda x: (gc.sum(x, axis=0), gc.max(x, axis=0), gc.sum(x * x)),
+             (gc.Spec((400, 300), dt),)),
             (f"identity_const_{name}", lambda x: (x, np.ones(3, dt), 2.5, x[::-1]), (_f(3, dt),)),
         ]
         for idt in (np.int32, np.int64):
@@ -1032,9 +1064,15 @@ def _warning_cases():
 
 
 WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-fsyntax-only"]
-# the same, with the macros the JIT build defines (OpenMP SIMD pragmas, OpenBLAS, vector math)
-JIT_DEFINES = ["-fopenmp-simd", "-DGRADC_OPENMP_SIMD", "-DGRADC_HAVE_OPENBLAS",
-               "-DGRADC_VECTOR_MATH"]
+
+
+def _jit_warning_flags(cc):
+    """The JIT's own macros and optimisation (OpenMP, SIMD pragmas, OpenBLAS, vector math), compiled
+    for real (-c): the optimiser's warnings (-Wmaybe-uninitialized, -Warray-bounds) count too."""
+    flags = [f for f in cbuild.JIT_FLAGS if f.startswith(("-D", "-fopenmp", "-std", "-O", "-m"))]
+    flags += list(cbuild.vector_math_flags(cc)[0])
+    flags += [f for f in cbuild.blas_flags() if f.startswith("-D")]
+    return ["-Wall", "-Wextra", "-Werror", *flags, "-c", "-o", os.devnull]
 
 
 def _syntax_check(args):
@@ -1044,8 +1082,10 @@ def _syntax_check(args):
     return proc.returncode, proc.stderr
 
 
-def test_generated_c_compiles_without_warnings(tmp_path):
+def test_generated_c_compiles_without_warnings(tmp_path, monkeypatch):
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    monkeypatch.setenv("GRADC_NUM_THREADS", "4")       # big loops get their threaded form
+    jit_flags = _jit_warning_flags(cc)
     seen_lowered, seen_traced, jobs, lowering_errors = set(), set(), [], {}
     for name, fn, args in _warning_cases():
         try:
@@ -1059,7 +1099,7 @@ def test_generated_c_compiles_without_warnings(tmp_path):
         path = tmp_path / f"{name}.c"
         path.write_text(src)
         jobs.append((name, (cc, path, WARNING_FLAGS)))
-        jobs.append((name + "[jit macros]", (cc, path, WARNING_FLAGS + JIT_DEFINES)))
+        jobs.append((name + "[jit flags]", (cc, path, jit_flags)))
     with concurrent.futures.ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
         results = list(pool.map(_syntax_check, [j[1] for j in jobs]))
     failures = {name: err.strip()[:1500] for (name, _), (rc, err) in zip(jobs, results) if rc != 0}
@@ -1087,12 +1127,19 @@ def test_fast_path_is_built_and_used(monkeypatch):
     rng = np.random.default_rng(RNG_SEED)
     W = rng.standard_normal((6, 4))
     X = rng.standard_normal((5, 6))
-    fn = gc.value_and_grad(lambda W, X, s: gc.sum(gc.tanh(X @ W) * s), argnums=(0, 1))
+
+    def loss(W, X, s):
+        return gc.sum(gc.tanh(X @ W) * s)
+
+    fn = gc.value_and_grad(loss, argnums=(0, 1))
     jitted = gc.jit(fn)
-    assert jitted.lower(W, X, 0.5).compile().fast_path() is not None
-    first = jitted(W, X, 0.5)                          # compiles, general path
-    from_lists = jitted(W.tolist(), X.tolist(), 0.5)   # lists: same signature, general path
+    compiled = jitted.lower(W, X, 0.5).compile()
+    assert compiled.fast_path() is not None, "the compiled function has no native entry"
+    first = jitted(W, X, 0.5)                                   # compiles; general path
+    from_lists = compiled(W.tolist(), X.tolist(), 0.5)           # lists: converted, general path
     assert_trees_equal(from_lists, first, "list input")
+    as_tree = gc.jit(lambda args, s: fn(*args, s))([W, X], 0.5)  # a list pytree: general path
+    assert_trees_equal(as_tree, first, "list pytree input")
 
     # From now on a call with exactly matching arrays must not reach the Python call path.
     def general_path(*args, **kwargs):
@@ -1105,7 +1152,11 @@ def test_fast_path_is_built_and_used(monkeypatch):
     fast2 = jitted(W, X, 0.25)
     assert_trees_equal(fast2[1], gc.tree_map(lambda g: g * 0.5, first[1]), "fast path, scalar")
     assert fast[0] is not first[0] and not np.shares_memory(fast[1][0], first[1][0])
+    assert not np.shares_memory(fast[1][0], fast2[1][0])
     with pytest.raises(AssertionError, match="general"):
-        jitted(W.tolist(), X, 0.5)                    # a list takes the general path
+        jitted(np.asfortranarray(W), X, 0.5)         # not C-contiguous: the general path
+    with pytest.raises(AssertionError, match="general"):
+        jitted(W, X, s=0.5)                          # keywords: the general path
     monkeypatch.undo()
-    assert_trees_equal(jitted(W.tolist(), X.tolist(), 0.5), first, "list input after fast calls")
+    assert_trees_equal(jitted(np.asfortranarray(W), X, 0.5), first, "after the fast calls")
+    assert_trees_equal(jitted(W, X, s=0.5), first, "keyword call")
