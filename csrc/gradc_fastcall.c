@@ -122,7 +122,8 @@ static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr) {
         if (!PyArray_CheckExact(arg)) return 0;
         PyArrayObject *a = (PyArrayObject *)arg;
         if (PyArray_TYPE(a) != spec->typenum || PyArray_NDIM(a) != spec->ndim) return 0;
-        if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a)) return 0;
+        if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a) || !PyArray_ISNOTSWAPPED(a))
+            return 0;
         npy_intp *dims = PyArray_DIMS(a);
         for (int d = 0; d < spec->ndim; d++)
             if (dims[d] != spec->dims[d]) return 0;

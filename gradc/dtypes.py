@@ -28,10 +28,14 @@ def is_float(dtype):
 def canonical(dtype):
     """Maps any NumPy dtype to one gradc supports, or raises TypeError."""
     dtype = np.dtype(dtype)
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")       # byte-swapped data is converted, never misread
     if dtype in SUPPORTED:
         return dtype
     if dtype.kind == "f" and dtype.itemsize < 4:
         return float32
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        return float64
     if dtype.kind in "iu":
         return int64 if dtype.itemsize >= 4 else int32
     raise TypeError(f"gradc does not support dtype {dtype} (supported: float32, float64, "

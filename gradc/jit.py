@@ -152,6 +152,8 @@ def check_leaves(leaves, specs, names):
         array = np.asarray(value, dtype=dtype) if isinstance(value, (numbers.Number, list)) else value
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)
+        if not array.dtype.isnative and array.dtype.newbyteorder("=") == dtype:
+            array = array.astype(dtype)       # the same dtype in the other byte order
         if array.shape != shape or array.dtype != dtype:
             raise ValueError(f"argument {name}: expected {dtypes.short_name(dtype)}"
                              f"[{','.join(map(str, shape))}], got {dtypes.short_name(array.dtype)}"

@@ -91,13 +91,8 @@ class CExecutable:
     def __init__(self, lowered):
         start = time.perf_counter()
         self.code = CSource(lowered)
-        path, seconds, hit = build.compile_shared(self.code.source)
         blas.load()      # gradc's OpenBLAS with its core type and threads, before the kernel links it
-        try:
-            self.lib = _ffi.dlopen(str(path))
-        except OSError:  # removed or damaged between the checksum and here: build it again
-            path, seconds, hit = build.compile_shared(self.code.source, force=True)
-            self.lib = _ffi.dlopen(str(path))
+        self.lib, path, seconds, hit = build.load_shared(self.code.source, _ffi.dlopen)
         self.fn = getattr(self.lib, KERNEL)
         graph = lowered.graph
         self.in_dtypes = [n.dtype for n in graph.inputs]
@@ -131,8 +126,8 @@ class CExecutable:
     def __call__(self, leaves):
         ptrs = []
         for a in leaves:
-            if not (a.flags.c_contiguous and a.flags.aligned):
-                a = np.ascontiguousarray(a)      # a copy; the caller's array is never written
+            if not (a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative):
+                a = np.require(a, a.dtype.newbyteorder("="), "CA")   # a copy, as NumPy would
             ptrs.append(_from_buffer(a))
         outs = [_pool.empty(shape, dtype) for shape, dtype in self.out_specs]
         argv = _new("void *[]", ptrs + self.const_ptrs + [_from_buffer(o) for o in outs])

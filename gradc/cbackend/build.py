@@ -80,9 +80,23 @@ def blas_flags():
     return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib}", f"-Wl,-rpath,{lib}", f"-l{blas.LIBRARY}"]
 
 
-def compile_shared(source, flags=None, extra_flags=(), force=False):
-    """Compiles source into a cached shared library; returns (path, seconds, cache_hit).
-    force rebuilds an entry even when it looks valid (one that then failed to load)."""
+def load_shared(source, loader, **options):
+    """Compiles (or finds in the cache) and loads source: returns (loader(path), path, seconds,
+    cache_hit). A fresh build is loaded under its private name before it is renamed into the cache,
+    and a cached entry that vanishes before it loads (pruned by another process) is rebuilt."""
+    path, seconds, hit = compile_shared(source, **options)
+    if hit:
+        try:
+            return loader(str(path)), path, seconds, hit
+        except OSError:
+            pass
+    return compile_shared(source, force=True, loader=loader, **options)
+
+
+def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None):
+    """Compiles source into a cached shared library; returns (path, seconds, cache_hit), or with
+    `loader`, (loader(library), path, seconds, False) where the library is loaded before it is
+    published under its cache name. force rebuilds an entry even when it looks valid."""
     cc = find_compiler()
     vec_compile, vec_link = vector_math_flags(cc) if flags is None else ([], [])
     flags = list(flags or JIT_FLAGS) + list(extra_flags) + vec_compile
@@ -97,20 +111,24 @@ def compile_shared(source, flags=None, extra_flags=(), force=False):
         return lib_path, 0.0, True
     start = time.perf_counter()
     c_path = directory / f"{key}.c"
-    _atomic_write(c_path, source.encode())
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".so.tmp")
-    os.close(fd)
-    cmd = [cc, *flags, f"-I{CSRC}", str(c_path), "-o", tmp, *link]
+    # Private names while compiling (another process may build or prune the same entry); the
+    # results are renamed into place, the C source too, so it stays for the user to read.
+    tmp_c = _temp_file(directory, ".tmp.c", source.encode())
+    tmp = _temp_file(directory, ".so.tmp", b"")
+    cmd = [cc, *flags, f"-I{CSRC}", tmp_c, "-o", tmp, *link]
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
         os.unlink(tmp)
+        os.replace(tmp_c, c_path)
         raise CompileError(f"could not run {cc}: {e}\ngenerated C: {c_path}") from None
+    os.replace(tmp_c, c_path)
     if result.returncode != 0:
         os.unlink(tmp)
         raise CompileError(f"C compilation failed ({' '.join(cmd)}):\n{result.stderr.strip()}\n"
                            f"generated C: {c_path}")
     data = Path(tmp).read_bytes()
+    loaded = loader(tmp) if loader is not None else None    # mapped now: a later unlink is harmless
     os.replace(tmp, lib_path)
     _atomic_write(meta_path, json.dumps({"sha256": hashlib.sha256(data).hexdigest(),
                                          "size": len(data)}).encode())
@@ -118,6 +136,8 @@ def compile_shared(source, flags=None, extra_flags=(), force=False):
     # Pruning scans the whole folder: done off the caller's path. An entry pruned while another
     # process loads it fails its checksum or its dlopen there and is rebuilt.
     threading.Thread(target=prune, daemon=True).start()
+    if loader is not None:
+        return loaded, lib_path, seconds, False
     return lib_path, seconds, False
 
 
@@ -129,6 +149,13 @@ def _valid(lib_path, meta_path):
     except (OSError, ValueError):
         return False
     return len(data) == meta.get("size") and hashlib.sha256(data).hexdigest() == meta.get("sha256")
+
+
+def _temp_file(directory, suffix, data):
+    fd, path = tempfile.mkstemp(dir=directory, suffix=suffix)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
 
 
 def _atomic_write(path, data):
@@ -152,7 +179,9 @@ def _entry_sizes():
                 sizes[stem] = (size + st.st_size, max(used, st.st_mtime) if suffix == "so" else used)
     except OSError:
         pass
-    return {cache_dir() / f"{stem}.so": v for stem, v in sizes.items()}
+    # Only finished entries (with a library); files being written have temporary names.
+    return {cache_dir() / f"{stem}.so": v for stem, v in sizes.items()
+            if not stem.endswith(".tmp") and (cache_dir() / f"{stem}.so").exists()}
 
 
 def entries():

@@ -169,6 +169,7 @@ class Emitter:
         for j, node in enumerate(self.consts):
             self.declare(node, f"p_{self.names[node.id]}", f"const {ctype(node.dtype)} *",
                          f"args[{n_in + j}]", f"constant {node.type_str} ({node.loc})")
+            self.out(f"(void)p_{self.names[node.id]};  /* read as a literal where it is uniform */")
         base = n_in + len(self.consts)
         outs = {i: node_id for node_id, i in self.plan.output_of.items()}
         for i, out in enumerate(g.outputs):
@@ -528,8 +529,9 @@ def _argmax(em, node):
     em.out(f"for (int64_t o = 0; o < {outer}; o++) for (int64_t r = 0; r < {inner}; r++) {{  "
            f"{em.comment(node)}")
     em.out(f"int64_t best = 0; {ctype(x.dtype)} top = {px}[o * {n * inner} + r];", 2)
+    nan_first = " || (v != v && top == top)" if x.dtype.kind == "f" else ""   # NumPy: first NaN wins
     em.out(f"for (int64_t j = 1; j < {n}; j++) {{ {ctype(x.dtype)} v = {px}[o * {n * inner} + j * "
-           f"{inner} + r]; if (v > top || (v != v && top == top)) {{ top = v; best = j; }} }}", 2)
+           f"{inner} + r]; if (v > top{nan_first}) {{ top = v; best = j; }} }}", 2)
     em.out(f"{po}[o * {inner} + r] = best;", 2)
     em.out("}")
 
@@ -563,9 +565,12 @@ def outline(blocks, ptr_types, prefix):
     """(static functions for steps that occur more than once, the kernel's body lines). Keeps the
     compile time of unrolled loops in proportion to the loop body, not its length."""
     canon = [_canonical(b) for b in blocks]
-    counts = {}
-    for text, _ in canon:
+    counts, const = {}, {}
+    for text, pointers in canon:
         counts[text] = counts.get(text, 0) + 1
+        # A parameter any call passes read-only is read-only in the shared text: declare it const.
+        flags = [ptr_types[p].startswith("const") for p in pointers]
+        const[text] = [a or b for a, b in zip(const.get(text, flags), flags)]
     functions, fn_names, body = [], {}, []
     for block, (text, pointers) in zip(blocks, canon):
         body.append("")
@@ -574,7 +579,9 @@ def outline(blocks, ptr_types, prefix):
             continue
         if text not in fn_names:
             fn_names[text] = f"{prefix}_step{len(fn_names)}"
-            params = ", ".join(f"{ptr_types[p]}a{i}" for i, p in enumerate(pointers))
+            params = ", ".join(("" if ptr_types[p].startswith("const") or not c else "const ")
+                               + f"{ptr_types[p]}a{i}"
+                               for i, (p, c) in enumerate(zip(pointers, const[text])))
             inner = "\n".join("    " + line for line in text.splitlines())
             functions.append(f"static GRADC_NOINLINE int {fn_names[text]}({params})\n{{\n{inner}\n"
                              f"    return GRADC_OK;\n}}")
