@@ -206,7 +206,7 @@ def markdown(results, machine, settings, best, bar_rows):
            f"{m['platform']}; OPENBLAS_CORETYPE={m['OPENBLAS_CORETYPE']}.  ",
            f"Versions: Python {m['python']}, NumPy {m['numpy']}, gradc {m['gradc']} (commit {m['gradc_commit']}), "
            f"torch {m['torch']}, jax {m['jax']}, pytensor {m['pytensor']}.  ",
-           f"Run: {m['date']}, {settings['mode']} timing ({settings['budget_s']} s per engine and workload, "
+           f"Run finished {m['date']}: {settings['mode']} timing ({settings['budget_s']} s per engine and workload, "
            f"at least {settings['min_batches']} batches), total {settings['elapsed_s']:.0f} s.", ""]
     if busy:
         out += [f"**Warning: other processes kept the machine busy while {len(busy)} of the timings ran** "

@@ -16,7 +16,7 @@ import os
 import statistics
 import time
 
-FULL = dict(budget_s=1.0, min_batches=5, warmup_s=0.1)
+FULL = dict(budget_s=0.8, min_batches=5, warmup_s=0.1)
 QUICK = dict(budget_s=0.3, min_batches=3, warmup_s=0.02)
 
 
@@ -37,7 +37,7 @@ def _batch(call, n):
     return time.perf_counter() - t0
 
 
-def measure(call, budget_s=1.0, min_batches=5, warmup_s=0.1, batch_s=0.02, max_batches=200):
+def measure(call, budget_s=0.8, min_batches=5, warmup_s=0.1, batch_s=0.02, max_batches=200):
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()

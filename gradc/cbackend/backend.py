@@ -44,6 +44,8 @@ class CSource:
             body, ""])
         self.name = name
         self.workspace_bytes = self.plan.workspace_bytes
+        self.uses_blas = "gradc_gemm_" in body
+        self.uses_threads = "GRADC_PARALLEL(" in body
 
 
 def _letters(i):
@@ -92,7 +94,9 @@ class CExecutable:
         start = time.perf_counter()
         self.code = CSource(lowered)
         blas.load()      # gradc's OpenBLAS with its core type and threads, before the kernel links it
-        self.lib, path, seconds, hit = build.load_shared(self.code.source, _ffi.dlopen)
+        self.lib, path, seconds, hit = build.load_shared(
+            self.code.source, _ffi.dlopen, blas=self.code.uses_blas,
+            extra_flags=build.OPENMP_FLAGS if self.code.uses_threads else ())
         self.fn = getattr(self.lib, KERNEL)
         graph = lowered.graph
         self.in_dtypes = [n.dtype for n in graph.inputs]

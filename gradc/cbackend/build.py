@@ -20,7 +20,8 @@ from . import blas
 CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
                         Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
 JIT_FLAGS = ["-O2", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
-             "-fno-semantic-interposition", "-fopenmp", "-DGRADC_OPENMP", "-DGRADC_OPENMP_SIMD"]
+             "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD"]
+OPENMP_FLAGS = ["-fopenmp", "-DGRADC_OPENMP"]     # only for kernels with threaded loops
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,23 +85,24 @@ def load_shared(source, loader, **options):
     """Compiles (or finds in the cache) and loads source: returns (loader(path), path, seconds,
     cache_hit). A fresh build is loaded under its private name before it is renamed into the cache,
     and a cached entry that vanishes before it loads (pruned by another process) is rebuilt."""
-    path, seconds, hit = compile_shared(source, **options)
-    if hit:
-        try:
-            return loader(str(path)), path, seconds, hit
-        except OSError:
-            pass
-    return compile_shared(source, force=True, loader=loader, **options)
+    loaded, path, seconds, hit = compile_shared(source, loader=loader, **options)
+    if not hit:
+        return loaded, path, seconds, hit
+    try:
+        return loader(str(path)), path, seconds, hit
+    except OSError:
+        return compile_shared(source, force=True, loader=loader, **options)
 
 
-def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None):
+def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None, blas=True):
     """Compiles source into a cached shared library; returns (path, seconds, cache_hit), or with
     `loader`, (loader(library), path, seconds, False) where the library is loaded before it is
     published under its cache name. force rebuilds an entry even when it looks valid."""
     cc = find_compiler()
     vec_compile, vec_link = vector_math_flags(cc) if flags is None else ([], [])
     flags = list(flags or JIT_FLAGS) + list(extra_flags) + vec_compile
-    link = blas_flags() + vec_link + ["-lm"]
+    # NOTE: linking the 30 MB OpenBLAS costs ~50 ms: only kernels that multiply matrices do.
+    link = (blas_flags() if blas else []) + vec_link + ["-lm"]
     key = hashlib.sha256("\0".join([source, compiler_identity(cc), " ".join(flags + link), __version__,
                                     machine_identity()]).encode()).hexdigest()[:32]
     directory = cache_dir()
@@ -108,7 +110,7 @@ def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None)
     lib_path, meta_path = directory / f"{key}.so", directory / f"{key}.json"
     if not force and _valid(lib_path, meta_path):
         os.utime(lib_path)
-        return lib_path, 0.0, True
+        return (None, lib_path, 0.0, True) if loader is not None else (lib_path, 0.0, True)
     start = time.perf_counter()
     c_path = directory / f"{key}.c"
     # Private names while compiling (another process may build or prune the same entry); the
