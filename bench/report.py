@@ -87,7 +87,10 @@ def bars(results, best):
     rows = []
     for w in names:
         g, target = by.get((w, GRADC)), WORKLOADS[w].target_s
-        if target is None:
+        named = by.get((w, WORKLOADS[w].target_peer))
+        if target is None and _valid(named):
+            target, target_text = _median(named), f"<= {named['engine']} ({fmt_time(_median(named))})"
+        elif target is None:
             peer = best.get(w)
             target_text = f"<= best peer ({peer[0]} {fmt_time(peer[1])})" if peer else "<= best peer"
             target = peer[1] if peer else None

@@ -119,6 +119,15 @@ static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr) {
         *ptr = &scalar->b;
         return 1;
     default: {
+        if (spec->ndim == 0 && PyArray_IsScalar(arg, Generic)) {   /* np.float64(2.0) and such */
+            PyArray_Descr *descr = PyArray_DescrFromScalar(arg);
+            int same = descr && descr->type_num == spec->typenum && PyArray_ISNBO(descr->byteorder);
+            Py_XDECREF(descr);
+            if (!same) return 0;
+            PyArray_ScalarAsCtype(arg, scalar);
+            *ptr = scalar;
+            return 1;
+        }
         if (!PyArray_CheckExact(arg)) return 0;
         PyArrayObject *a = (PyArrayObject *)arg;
         if (PyArray_TYPE(a) != spec->typenum || PyArray_NDIM(a) != spec->ndim) return 0;

@@ -26,7 +26,10 @@ class CSource:
     """The generated C for one signature, with what the caller must pass."""
 
     def __init__(self, lowered, name=KERNEL, static=False, threads=None):
-        threads = blas.num_threads() if threads is None else threads
+        # NOTE: kernels that call BLAS leave threads to its pool: a second pool (OpenMP) spinning
+        # beside it on a 2-core machine cost more than the loops gain.
+        uses_blas = any(n.prim.c == "matmul" for n in lowered.graph.nodes)
+        threads = (1 if uses_blas else blas.num_threads()) if threads is None else threads
         graph = lowered.graph
         self.graph = graph
         self.plan = build_plan(graph)

@@ -238,7 +238,9 @@ def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, 
                 for dep in _touched(inp, alias_of, folded, materialized):
                     last_use[dep.id] = max(last_use.get(dep.id, -1), step.index)
     by_id = {n.id: n for n in graph.nodes}
-    intermediate = sorted((s for s in stored if s not in output_of), key=lambda s: step_of[s])
+    position = {n.id: i for i, n in enumerate(graph.nodes)}    # ties in schedule order: the
+    intermediate = sorted((s for s in stored if s not in output_of),   # same C for the same graph
+                          key=lambda s: (step_of[s], position[s]))
     free, offsets, live, end = [], {}, [], 0
     for node_id in intermediate:
         start = step_of[node_id]
