@@ -1,5 +1,6 @@
 """backend="c": a Lowered graph becomes one native function, compiled with the system compiler and
 called through cffi with the uniform signature `int f(void **args, void *work)`."""
+import hashlib
 import sys
 import threading
 import time
@@ -22,14 +23,40 @@ _from_buffer = _ffi.from_buffer
 _new = _ffi.new
 
 
+def default_threads(graph):
+    """OpenMP threads for a kernel's big loops.
+
+    NOTE: kernels that call BLAS leave threads to its pool: a second pool (OpenMP) spinning beside
+    it on a 2-core machine cost more than the loops gain."""
+    return 1 if any(n.prim.c == "matmul" for n in graph.nodes) else blas.num_threads()
+
+
+def fingerprint(graph, threads):
+    """A hash of everything the generated C depends on, so a process that traced the same graph
+    finds its library without generating the C again (warm start)."""
+    h = hashlib.sha256(f"{threads}\0{build.toolchain_identity()}".encode())
+    index = {}
+    for i, node in enumerate(graph.nodes):
+        index[node.id] = i
+        params = sorted((k, _param_key(v)) for k, v in node.params.items())
+        h.update(repr((node.prim.name, [index[x.id] for x in node.inputs], params, node.shape,
+                       node.dtype.str)).encode())
+    h.update(repr([index[o.id] for o in graph.outputs]).encode())
+    return h.hexdigest()[:32]
+
+
+def _param_key(value):
+    if isinstance(value, np.ndarray):      # data, unless uniform (then a literal in the C)
+        uniform = value.size >= 1 and bool(np.all(value == value.flat[0]))
+        return ("array", value.shape, value.dtype.str, value.flat[0].item() if uniform else None)
+    return value
+
+
 class CSource:
     """The generated C for one signature, with what the caller must pass."""
 
     def __init__(self, lowered, name=KERNEL, static=False, threads=None):
-        # NOTE: kernels that call BLAS leave threads to its pool: a second pool (OpenMP) spinning
-        # beside it on a 2-core machine cost more than the loops gain.
-        uses_blas = any(n.prim.c == "matmul" for n in lowered.graph.nodes)
-        threads = (1 if uses_blas else blas.num_threads()) if threads is None else threads
+        threads = default_threads(lowered.graph) if threads is None else threads
         graph = lowered.graph
         self.graph = graph
         self.plan = build_plan(graph)
@@ -95,18 +122,28 @@ class CExecutable:
 
     def __init__(self, lowered):
         start = time.perf_counter()
-        self.code = CSource(lowered)
-        blas.load()      # gradc's OpenBLAS with its core type and threads, before the kernel links it
-        self.lib, path, seconds, hit = build.load_shared(
-            self.code.source, _ffi.dlopen, blas=self.code.uses_blas,
-            extra_flags=build.OPENMP_FLAGS if self.code.uses_threads else ())
-        self.fn = getattr(self.lib, KERNEL)
         graph = lowered.graph
+        blas.load()      # gradc's OpenBLAS with its core type and threads, before the kernel links it
+        graph_key = fingerprint(graph, default_threads(graph))
+        known = build.read_index(graph_key)
+        self.lib = known and build.load_cached(known["key"], _ffi.dlopen)
+        if self.lib:     # warm start: this graph was compiled before, no C to generate
+            path, seconds, hit, facts = build.cache_dir() / f"{known['key']}.so", 0.0, True, known
+        else:
+            code = CSource(lowered)
+            self.lib, path, seconds, hit = build.load_shared(
+                code.source, _ffi.dlopen, blas=code.uses_blas,
+                extra_flags=build.OPENMP_FLAGS if code.uses_threads else ())
+            facts = {"key": path.stem, "kernels": code.kernels,
+                     "workspace_bytes": code.workspace_bytes}
+            build.write_index(graph_key, facts)
+        self.fn = getattr(self.lib, KERNEL)
         self.in_dtypes = [n.dtype for n in graph.inputs]
         self.out_specs = [(n.shape, n.dtype) for n in graph.outputs]
-        self.const_arrays = [np.ascontiguousarray(n.params["value"]) for n in self.code.consts]
+        self.const_arrays = [np.ascontiguousarray(n.params["value"])
+                             for n in emit.passed_consts(graph)]
         self.const_ptrs = [_from_buffer(a) for a in self.const_arrays]
-        self.workspace_bytes = self.code.workspace_bytes
+        self.workspace_bytes = facts["workspace_bytes"]
         self._local = threading.local()
         self.entry = None
         big_outputs = any(int(np.prod(s, dtype=np.int64)) * d.itemsize >= OutputPool.MIN_BYTES
@@ -118,7 +155,7 @@ class CExecutable:
             self.entry = _fastcall.Entry(int(_ffi.cast("uintptr_t", self.fn)), tuple(kinds),
                                          tuple((d.num, s) for s, d in self.out_specs),
                                          tuple(self.const_arrays), self.workspace_bytes, self.lib)
-        self.stats = {"nodes": len(graph.nodes), "kernels": self.code.kernels,
+        self.stats = {"nodes": len(graph.nodes), "kernels": facts["kernels"],
                       "workspace_bytes": self.workspace_bytes,
                       "compile_seconds": time.perf_counter() - start if not hit else seconds,
                       "cache_hit": hit, "backend": "c", "library": str(path)}

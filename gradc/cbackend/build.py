@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,7 @@ CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
 # of the fused loops (without it an RNN step with tanh runs 4x slower).
 JIT_FLAGS = ["-O2", "-fvect-cost-model=dynamic", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
              "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD"]
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 OPENMP_FLAGS = ["-fopenmp", "-DGRADC_OPENMP"]     # only for kernels with threaded loops
 
 
@@ -105,7 +107,9 @@ def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None,
     flags = list(flags or JIT_FLAGS) + list(extra_flags) + vec_compile
     # NOTE: linking the 30 MB OpenBLAS costs ~50 ms: only kernels that multiply matrices do.
     link = (blas_flags() if blas else []) + vec_link + ["-lm"]
-    key = hashlib.sha256("\0".join([source, compiler_identity(cc), " ".join(flags + link), __version__,
+    # Comments (node names, the user's file:line) do not change the library: not in the key.
+    code = _COMMENT.sub("", source)
+    key = hashlib.sha256("\0".join([code, compiler_identity(cc), " ".join(flags + link), __version__,
                                     machine_identity()]).encode()).hexdigest()[:32]
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -143,6 +147,42 @@ def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None,
     if loader is not None:
         return loaded, lib_path, seconds, False
     return lib_path, seconds, False
+
+
+def toolchain_identity():
+    """What a compiled library depends on besides its source (part of every cache key)."""
+    cc = find_compiler()
+    return "\0".join([compiler_identity(cc), " ".join(JIT_FLAGS + OPENMP_FLAGS),
+                      " ".join(sum(vector_math_flags(cc), [])), " ".join(blas_flags()),
+                      __version__, machine_identity()])
+
+
+def read_index(graph_key):
+    """What an earlier process recorded for a graph (its library's key, workspace...), or None."""
+    try:
+        return json.loads((cache_dir() / f"{graph_key}.idx").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_index(graph_key, facts):
+    try:
+        _atomic_write(cache_dir() / f"{graph_key}.idx", json.dumps(facts).encode())
+    except OSError:
+        pass     # a cache we cannot write only costs the next process some time
+
+
+def load_cached(key, loader):
+    """loader(library) for a valid cached entry, else None (missing, corrupted or pruned)."""
+    lib_path = cache_dir() / f"{key}.so"
+    if not _valid(lib_path, cache_dir() / f"{key}.json"):
+        return None
+    try:
+        lib = loader(str(lib_path))
+    except OSError:
+        return None
+    os.utime(lib_path)
+    return lib
 
 
 def _valid(lib_path, meta_path):
@@ -226,4 +266,6 @@ def clear_cache():
     sizes = _entry_sizes()
     for lib in sizes:
         _remove(lib)
-    return sum(1 for _ in sizes)
+    for index in cache_dir().glob("*.idx"):
+        index.unlink(missing_ok=True)
+    return len(sizes)

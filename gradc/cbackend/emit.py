@@ -15,6 +15,11 @@ CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": 
 EXPR_CTYPES = dict(CTYPES, bool="_Bool")
 
 
+def passed_consts(graph):
+    """The constants a kernel takes as data, in argument order: arrays (single values are literals)."""
+    return [n for n in graph.nodes if n.prim.name == "const" and n.size != 1]
+
+
 def ctype(dtype):
     return CTYPES[np.dtype(dtype).name]
 
@@ -110,8 +115,7 @@ class Emitter:
         self.flat_index = None           # "i" inside a flat loop
         self.ptr_types = {}              # pointer name -> its C type, e.g. "const float *"
         self.pointer = {}                # node id -> C pointer expression
-        # Arrays are passed as data; single values are written as literals.
-        self.consts = [n for n in self.graph.nodes if n.prim.name == "const" and n.size != 1]
+        self.consts = passed_consts(self.graph)
 
     # ---- helpers ---------------------------------------------------------------------------------
     def out(self, line, indent=1):
