@@ -141,9 +141,7 @@ def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None,
     _atomic_write(meta_path, json.dumps({"sha256": hashlib.sha256(data).hexdigest(),
                                          "size": len(data)}).encode())
     seconds = time.perf_counter() - start
-    # Pruning scans the whole folder: done off the caller's path. An entry pruned while another
-    # process loads it fails its checksum or its dlopen there and is rebuilt.
-    threading.Thread(target=prune, daemon=True).start()
+    _maybe_prune(len(data) + len(source))
     if loader is not None:
         return loaded, lib_path, seconds, False
     return lib_path, seconds, False
@@ -242,9 +240,37 @@ def _remove(lib):
             pass
 
 
+_pruning = {"added": 0, "done": False, "running": threading.Lock()}
+
+
+def _limit_bytes():
+    return float(os.environ.get("GRADC_CACHE_MAX_MB", "1024")) * 2 ** 20
+
+
+def _maybe_prune(added):
+    """Prunes once per process, then whenever this process has added 5% of the limit.
+
+    NOTE: pruning scans the whole folder, so it runs off the caller's path and not after every
+    compile (a test run compiling 1000 kernels spent minutes scanning). An entry pruned while
+    another process loads it fails its checksum or its dlopen there and is rebuilt."""
+    _pruning["added"] += added
+    if _pruning["done"] and _pruning["added"] < 0.05 * _limit_bytes():
+        return
+    if not _pruning["running"].acquire(blocking=False):
+        return
+    _pruning["added"], _pruning["done"] = 0, True
+
+    def run():
+        try:
+            prune()
+        finally:
+            _pruning["running"].release()
+    threading.Thread(target=run, daemon=True).start()
+
+
 def prune():
     """Keeps the cache under GRADC_CACHE_MAX_MB (default 1024), dropping least recently used."""
-    limit = float(os.environ.get("GRADC_CACHE_MAX_MB", "1024")) * 2 ** 20
+    limit = _limit_bytes()
     sizes = _entry_sizes()
     total = sum(size for size, _ in sizes.values())
     for lib in sorted(sizes, key=lambda p: sizes[p][1]):
