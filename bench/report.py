@@ -82,21 +82,26 @@ def _why_missing(r):
     return "check failed: " + "; ".join(r["check"]["problems"])[:120]
 
 
+def target_for(w, by, best):
+    """(seconds, text) of gradc-c's bar on workload w: a time, a named peer's time, or the best peer's."""
+    target, named = WORKLOADS[w].target_s, by.get((w, WORKLOADS[w].target_peer))
+    if target is not None:
+        return target, f"<= {fmt_time(target)}"
+    if _valid(named):
+        return _median(named), f"<= {named['engine']} ({fmt_time(_median(named))})"
+    peer = best.get(w)
+    if peer:
+        return peer[1], f"<= best peer ({peer[0]} {fmt_time(peer[1])})"
+    return None, "<= best peer"
+
+
 def bars(results, best):
     by = {(r["workload"], r["engine"]): r for r in results}
     names = [w for w in WORKLOADS if any(r["workload"] == w for r in results)]
     rows = []
     for w in names:
-        g, target = by.get((w, GRADC)), WORKLOADS[w].target_s
-        named = by.get((w, WORKLOADS[w].target_peer))
-        if target is None and _valid(named):
-            target, target_text = _median(named), f"<= {named['engine']} ({fmt_time(_median(named))})"
-        elif target is None:
-            peer = best.get(w)
-            target_text = f"<= best peer ({peer[0]} {fmt_time(peer[1])})" if peer else "<= best peer"
-            target = peer[1] if peer else None
-        else:
-            target_text = f"<= {fmt_time(target)}"
+        g = by.get((w, GRADC))
+        target, target_text = target_for(w, by, best)
         if not _valid(g):
             rows.append({"bar": w, "target": target_text, "measured": _why_missing(g), "met": False})
         elif target is None:
@@ -263,7 +268,7 @@ def plot(results, best, path):
             if _median(r) is not None and not r["check"]["ok"]:
                 bar.set_hatch("xx")
     for j, w in enumerate(workloads):
-        target = WORKLOADS[w].target_s or (best.get(w) or (None, None))[1]
+        target = target_for(w, by, best)[0]
         if target:
             ax.hlines(target, j - 0.45, j + 0.45, colors="black", linewidth=1.5,
                       label="gradc-c target" if j == 0 else None)
