@@ -89,18 +89,17 @@ class Compiled:
         self.lowered = lowered
         self.executable = executable
         self._specs = [(n.shape, n.dtype) for n in lowered.graph.inputs]
-        self._fast = self.fast_path() if lowered.flat_positional else None
+        self._fast = self.fast_path()
 
     @property
     def stats(self):
         return self.executable.stats
 
     def __call__(self, *args, **kwargs):
-        fast = self._fast
-        if fast is not None and not kwargs:      # exactly matching arrays, checked in C
-            out = fast[0].call(args)
+        if self._fast is not None and not kwargs:    # exactly matching arrays, checked in C
+            out = call_fast(self._fast, args)
             if out is not NotImplemented:
-                return fast[1](out)
+                return out
         if self.lowered.bind is not None:
             args, kwargs = self.lowered.bind(args, kwargs)
         leaves = flatten_args(self.lowered, args, kwargs)
@@ -117,9 +116,22 @@ class Compiled:
         return output_builder(self.lowered.out_tree)
 
     def fast_path(self):
-        """(native entry, output builder) when the backend has a native call path, else None."""
+        """(native entry, output builder, input tree or "flat") when the backend has a native call
+        path and the signature suits it, else None."""
         entry = getattr(self.executable, "entry", None)
-        return (entry, self._build) if entry is not None else None
+        tree = getattr(self.lowered, "fast_tree", None)
+        return (entry, self._build, tree) if entry is not None and tree is not None else None
+
+
+def call_fast(fast, args):
+    """A positional call through the native path, or NotImplemented if it does not fit exactly."""
+    entry, build, tree = fast
+    if tree == "flat":
+        out = entry.call(args)
+    else:
+        leaves, call_tree = tree_flatten((args, {}))
+        out = entry.call(tuple(leaves)) if call_tree == tree else NotImplemented
+    return out if out is NotImplemented else build(out)
 
 
 def flatten_args(lowered, args, kwargs):
@@ -199,7 +211,7 @@ class Jitted:
         except (TypeError, ValueError):
             self._signature = None
         self._cache = {}
-        self._fast = None          # (native entry, output builder) of the last signature called
+        self._fast = None          # Compiled.fast_path() of the last signature called
         functools.update_wrapper(self, fn)
 
     def _bind(self, args, kwargs):
@@ -269,16 +281,20 @@ class Jitted:
         lowered.fixed_leaves = {i for i, _ in fixed}
         lowered.in_weak = [w for _, _, w in sigs]
         lowered.bind = self._bind
-        lowered.flat_positional = (not statics and not fixed and not tree.children[1].children
-                                   and all(c.kind == "leaf" for c in tree.children[0].children))
+        # The native call path takes the leaves of a positional call; a flat one needs no flattening.
+        if statics or fixed or tree.children[1].children:
+            lowered.fast_tree = None
+        elif all(c.kind == "leaf" for c in tree.children[0].children):
+            lowered.fast_tree = "flat"
+        else:
+            lowered.fast_tree = tree
         return lowered
 
     def __call__(self, *args, **kwargs):
-        fast = self._fast
-        if fast is not None and not kwargs:      # the signature of the last call, checked in C
-            out = fast[0].call(args)
+        if self._fast is not None and not kwargs:    # the signature of the last call, checked in C
+            out = call_fast(self._fast, args)
             if out is not NotImplemented:
-                return fast[1](out)
+                return out
         args, kwargs = self._bind(args, kwargs)
         leaves, tree, statics = self._split(args, kwargs)
         if any(isinstance(leaf, core.Tracer) or type(leaf).__name__ == "Tensor" for leaf in leaves):
@@ -292,7 +308,7 @@ class Jitted:
         if compiled is None:
             compiled = self._lower(args, leaves, tree, statics).compile()
             self._cache[key] = compiled
-        self._fast = compiled.fast_path() if compiled.lowered.flat_positional else None
+        self._fast = compiled.fast_path()
         arrays = [np.asarray(leaf, dtype=spec[1]) for leaf, spec in zip(leaves, compiled._specs)]
         return compiled.call_leaves(arrays)
 
