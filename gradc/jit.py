@@ -116,22 +116,49 @@ class Compiled:
         return output_builder(self.lowered.out_tree)
 
     def fast_path(self):
-        """(native entry, output builder, input tree or "flat") when the backend has a native call
-        path and the signature suits it, else None."""
+        """(native entry, output builder, leaf extractor or None for flat arguments) when the
+        backend has a native call path and the signature suits it, else None."""
         entry = getattr(self.executable, "entry", None)
         tree = getattr(self.lowered, "fast_tree", None)
-        return (entry, self._build, tree) if entry is not None and tree is not None else None
+        if entry is None or tree is None:
+            return None
+        return entry, self._build, None if tree == "flat" else leaf_extractor(tree)
 
 
 def call_fast(fast, args):
     """A positional call through the native path, or NotImplemented if it does not fit exactly."""
-    entry, build, tree = fast
-    if tree == "flat":
-        out = entry.call(args)
-    else:
-        leaves, call_tree = tree_flatten((args, {}))
-        out = entry.call(tuple(leaves)) if call_tree == tree else NotImplemented
+    entry, build, extract = fast
+    leaves = args if extract is None else extract(args)
+    out = NotImplemented if leaves is None else entry.call(leaves)
     return out if out is NotImplemented else build(out)
+
+
+def leaf_extractor(treedef):
+    """A function from positional args to their leaves when they have exactly the structure of
+    treedef (else None): generated once, since tree_flatten costs microseconds per call."""
+    checks, leaves = [], []
+
+    def walk(td, path):
+        if td.kind == "leaf":
+            leaves.append(path)
+        elif td.kind == "none":
+            checks.append(f"{path} is None")
+        elif td.kind == "dict":
+            checks.append(f"type({path}) is dict and len({path}) == {len(td.keys)}")
+            for key, child in zip(td.keys, td.children):
+                walk(child, f"{path}[{key!r}]")
+        else:
+            kind = "tuple" if td.kind == "tuple" else "list"
+            checks.append(f"type({path}) is {kind} and len({path}) == {len(td.children)}")
+            for i, child in enumerate(td.children):
+                walk(child, f"{path}[{i}]")
+    walk(treedef.children[0], "a")
+    source = (f"def extract(a):\n    try:\n        if not ({' and '.join(checks) or 'True'}):\n"
+              f"            return None\n        return ({''.join(p + ', ' for p in leaves)})\n"
+              f"    except (KeyError, IndexError, TypeError):\n        return None\n")
+    namespace = {}
+    exec(source, namespace)      # noqa: S102 - generated from a TreeDef, not from input
+    return namespace["extract"]
 
 
 def flatten_args(lowered, args, kwargs):
