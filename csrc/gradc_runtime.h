@@ -43,7 +43,9 @@ GRADC_SIMD double pow(double, double);
 /* Threads for big loops: with -fopenmp -DGRADC_OPENMP a marked block runs on n threads, each over
  * its own range; otherwise it runs once, as thread 0 of 1, over the whole range. */
 #ifdef GRADC_OPENMP
-#include <omp.h>
+/* The two OpenMP calls, declared rather than parsing <omp.h> (compile time is a headline figure). */
+int omp_get_thread_num(void);
+int omp_get_num_threads(void);
 #define GRADC_PARALLEL(n) GRADC_PRAGMA(omp parallel num_threads(n))
 static inline int64_t gradc_thread(void) { return omp_get_thread_num(); }
 static inline int64_t gradc_threads(void) { return omp_get_num_threads(); }
