@@ -43,6 +43,13 @@ class Node:
         return f"Node({self.prim.name}#{self.id}:{self.type_str})"
 
 
+def repeated_value(array):
+    """The one value every element of a non-empty array has (a NumPy scalar), else None."""
+    if array.size and (array.size == 1 or bool(np.all(array == array.flat[0]))):
+        return array.flat[0]
+    return None
+
+
 def toposort(outputs):
     """Nodes reachable from `outputs`, each after its inputs. Iterative: deep graphs are fine."""
     order, done = [], set()

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import primitives as P
-from .ir import Graph, Node
+from .ir import Graph, Node, repeated_value
 
 FOLD_LIMIT = 4096      # constants larger than this stay computed at run time (they are data)
 
@@ -76,11 +76,8 @@ def scalar_value(node):
     """The value of a node that is one repeated constant (a const, or a broadcast/reshape of one)."""
     while node.prim in (P.broadcast_to, P.reshape):
         node = node.inputs[0]
-    if node.prim is P.const:
-        value = node.params["value"]
-        if value.size and (value.size == 1 or np.all(value == value.flat[0])):
-            return value.flat[0].item()
-    return None
+    value = repeated_value(node.params["value"]) if node.prim is P.const else None
+    return None if value is None else value.item()
 
 
 def _is(value):

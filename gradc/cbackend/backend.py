@@ -14,6 +14,7 @@ except ImportError:
     _fastcall = None
 
 from . import blas, build, emit
+from ..ir import repeated_value
 from .plan import build_plan
 
 KERNEL = "gradc_kernel"
@@ -47,8 +48,8 @@ def fingerprint(graph, threads):
 
 def _param_key(value):
     if isinstance(value, np.ndarray):      # data, unless uniform (then a literal in the C)
-        uniform = value.size >= 1 and bool(np.all(value == value.flat[0]))
-        return ("array", value.shape, value.dtype.str, value.flat[0].item() if uniform else None)
+        same = repeated_value(value)
+        return ("array", value.shape, value.dtype.str, None if same is None else same.item())
     return value
 
 
@@ -138,7 +139,6 @@ class CExecutable:
                      "workspace_bytes": code.workspace_bytes}
             build.write_index(graph_key, facts)
         self.fn = getattr(self.lib, KERNEL)
-        self.in_dtypes = [n.dtype for n in graph.inputs]
         self.out_specs = [(n.shape, n.dtype) for n in graph.outputs]
         self.const_arrays = [np.ascontiguousarray(n.params["value"])
                              for n in emit.passed_consts(graph)]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..ir import repeated_value
+
 ELEMENTWISE = ("unary", "binary", "ternary", "compare")
 VIEWS = ("reshape", "broadcast", "transpose", "slice")     # C forms that only remap indices
 REDUCTIONS = ("sum", "max")                                 # C forms fused into loop nests
@@ -267,9 +269,4 @@ def _aligned(nbytes):
 
 def uniform_value(node):
     """The single value of a constant whose elements are all equal (emitted as a literal), else None."""
-    if node.prim.name != "const":
-        return None
-    value = node.params["value"]
-    if value.size >= 1 and (value.size == 1 or bool(np.all(value == value.flat[0]))):
-        return value.flat[0]
-    return None
+    return repeated_value(node.params["value"]) if node.prim.name == "const" else None
