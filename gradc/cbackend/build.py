@@ -22,7 +22,7 @@ CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
                         Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
 # NOTE: -O2 compiles about twice as fast as -O3; the dynamic cost model keeps -O3's vectorisation
 # of the fused loops (without it an RNN step with tanh runs 4x slower).
-JIT_FLAGS = ["-pipe", "-O2", "-fvect-cost-model=dynamic", "-march=native", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
+JIT_FLAGS = ["-pipe", "-O2", "-fvect-cost-model=dynamic", "-march=native", "-mprefer-vector-width=512", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
              "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD"]
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
 OPENMP_FLAGS = ["-fopenmp", "-DGRADC_OPENMP"]     # only for kernels with threaded loops
