@@ -152,7 +152,20 @@ def toolchain_identity():
     cc = find_compiler()
     return "\0".join([compiler_identity(cc), " ".join(JIT_FLAGS + OPENMP_FLAGS),
                       " ".join(sum(vector_math_flags(cc), [])), " ".join(blas_flags()),
-                      __version__, machine_identity()])
+                      __version__, generator_identity(), machine_identity()])
+
+
+@functools.lru_cache(maxsize=None)
+def generator_identity():
+    """A hash of the code that writes and compiles the C (this package's backend, the primitive
+    table, the C headers): the warm-start index skips generating C, so without this an edited
+    checkout of one version would keep loading kernels the old code wrote."""
+    package = Path(__file__).resolve().parent.parent
+    files = sorted([*package.glob("cbackend/*.py"), package / "primitives.py", *CSRC.glob("*.h")])
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def read_index(graph_key):

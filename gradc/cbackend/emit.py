@@ -259,7 +259,9 @@ class Emitter:
             if k > 0:
                 self._open_accumulators(reductions, accum, k, indent)
             if k == len(outer_vars) - 1:
-                self._simd_pragma(reductions, accum, 0 if flat else k, indent)
+                if not self._simd_pragma(reductions, accum, 0 if flat else k, indent) and \
+                        self._independent(reductions, accum, loop, flat):
+                    self.out("GRADC_IVDEP", indent)
             low, high = ("lo", "hi") if k == 0 and threads > 1 else ("0", d)
             self.out(f"for (int64_t {v} = {low}; {v} < {high}; {v}++) {{", indent)
             indent += 1
@@ -386,6 +388,15 @@ class Emitter:
                         if r.prim.c != "sum") and not any(
                 accum[r.id] == depth for r in reductions if r.prim.c != "sum"):
             self.out(f"GRADC_SIMD_SUM({', '.join(sums)})", indent)
+            return True
+        return False
+
+    def _independent(self, reductions, accum, loop, flat):
+        """Whether the innermost loop's iterations are independent: no reduction accumulates
+        into memory across it (a local accumulator carries those sums instead)."""
+        inner = "i" if flat else loop.vars[-1]
+        return not any(accum[r.id] is None and (flat or inner in self._reduced_vars(r, loop))
+                       for r in reductions)
 
     def _close_accumulators(self, reductions, accum, depth, indent, loop):
         for r in reductions:
