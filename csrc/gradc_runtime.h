@@ -71,8 +71,10 @@ static inline int64_t gradc_threads(void) { return 1; }
  * them keeps compile time in proportion to the loop body, not to the number of steps. */
 #if defined(__GNUC__)
 #define GRADC_NOINLINE __attribute__((noinline))
+#define GRADC_CONSTRUCTOR __attribute__((constructor))
 #else
 #define GRADC_NOINLINE
+#define GRADC_CONSTRUCTOR
 #endif
 
 /* Error codes a kernel returns (0 is success). */

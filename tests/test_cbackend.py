@@ -251,12 +251,13 @@ def test_workspace_does_not_grow_with_elementwise_chain_length(case):
 
 # ---- 2. matmul through GEMM ----------------------------------------------------------------------------
 
-GEMM = re.compile(r"gradc_gemm_([fd])\(\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*([^,]+),"
+GEMM = re.compile(r"gradc_gemm_(?:small_)?([fd])\(\s*(?:&\w+\[\d+\],\s*)?(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*([^,]+),"
                   r"\s*(\d+),\s*([^,]+),\s*(\d+),\s*([^,]+),\s*(\d+)\)")
 
 
 def gemm_calls(src):
-    """[(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)] of the gradc_gemm_ calls in src."""
+    """[(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)] of the gradc_gemm_ calls in src (small products
+    name their JIT slot first)."""
     out = []
     for m in GEMM.finditer(strip_comments(src)):
         g = m.groups()

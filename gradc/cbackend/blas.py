@@ -1,13 +1,19 @@
-"""gradc's own OpenBLAS (scipy-openblas32, separate from NumPy's): loaded once, before the first
-kernel, with the core type that fits this CPU and gradc's thread count.
+"""gradc's BLAS for compiled kernels: which library, loaded once before the first kernel.
+
+Two are supported. Intel MKL (the optional `mkl` wheel, `pip install gradc[mkl]`) is the default
+on Intel CPUs where it is installed: its threads come from the GNU OpenMP runtime, the one gradc's
+own threaded loops use (one pool, not two spinning side by side), and small products of fixed
+shape get kernels MKL generates for the shape (its JIT). Otherwise OpenBLAS (scipy-openblas32, a
+dependency; a copy separate from NumPy's). GRADC_BLAS=mkl|openblas|none chooses; none is the plain
+C loop. GRADC_NUM_THREADS caps the threads (default: the available cores).
 
 OpenBLAS reads OPENBLAS_CORETYPE when it loads. These machines set it to Haswell for everyone
 (AVX2 kernels, about half the sgemm speed of the AVX-512 ones on a CPU that has AVX-512), so gradc
 picks the core type for its copy itself: GRADC_OPENBLAS_CORETYPE if set, else SkylakeX (Cooperlake
-with bf16) on CPUs with AVX-512, else whatever the environment says. GRADC_NUM_THREADS caps its
-threads (default: the available cores)."""
+with bf16) on CPUs with AVX-512, else whatever the environment says."""
 import ctypes
 import functools
+import importlib.metadata
 import importlib.util
 import os
 
@@ -41,6 +47,19 @@ def num_threads():
 
 
 LIBRARY = "scipy_openblas"
+CHOICES = ("mkl", "openblas", "none")
+MKL_THREADING_GNU = 3        # mkl_service.h: MKL_THREADING_GNU
+
+
+def cpu_vendor():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,11 +74,82 @@ def lib_dir():
 
 
 @functools.lru_cache(maxsize=None)
-def load():
-    """Loads scipy-openblas32 into the process (globally, so kernels linked to it reuse it).
-    Returns a description, or None when it is not installed (kernels then use the C GEMM)."""
-    if lib_dir() is None:
+def mkl_library():
+    """The path of MKL's single dynamic library (libmkl_rt) from the `mkl` wheel, or None."""
+    try:
+        files = importlib.metadata.distribution("mkl").files or []
+    except importlib.metadata.PackageNotFoundError:
         return None
+    for f in files:
+        if os.path.basename(str(f)).startswith("libmkl_rt.so"):
+            path = os.path.realpath(f.locate())
+            if os.path.exists(path):
+                return path
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def kind():
+    """The BLAS kernels link: "mkl", "openblas" or None (the plain C GEMM)."""
+    asked = os.environ.get("GRADC_BLAS", "").strip().lower()
+    if asked and asked not in CHOICES:
+        raise ValueError(f"GRADC_BLAS={asked!r}: expected one of {', '.join(CHOICES)}")
+    if asked == "mkl" and mkl_library() is None:
+        raise ValueError("GRADC_BLAS=mkl but MKL is not installed (pip install mkl)")
+    if asked == "openblas" and lib_dir() is None:
+        raise ValueError("GRADC_BLAS=openblas but scipy-openblas32 is not installed")
+    if asked:
+        return None if asked == "none" else asked
+    if mkl_library() and cpu_vendor() == "GenuineIntel":
+        return "mkl"
+    return "openblas" if lib_dir() else None
+
+
+def link_flags():
+    """Compile and link flags for the chosen BLAS ([] for the plain C GEMM)."""
+    if kind() == "mkl":
+        path = mkl_library()
+        folder = os.path.dirname(path)
+        return ["-DGRADC_HAVE_MKL", f"-L{folder}", f"-Wl,-rpath,{folder}",
+                f"-l:{os.path.basename(path)}"]
+    if kind() == "openblas":
+        return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib_dir()}", f"-Wl,-rpath,{lib_dir()}",
+                f"-l{LIBRARY}"]
+    return []
+
+
+def shares_openmp_pool():
+    """Whether the BLAS threads are the OpenMP runtime's (MKL with its GNU layer): then kernels
+    that call BLAS may thread their own loops too without a second pool."""
+    return kind() == "mkl"
+
+
+@functools.lru_cache(maxsize=None)
+def load():
+    """Loads the chosen BLAS into the process (globally, so kernels linked to it reuse it) with
+    its threads. Returns a description, or None for the plain C GEMM."""
+    if kind() == "mkl":
+        return _load_mkl()
+    if kind() == "openblas":
+        return _load_openblas()
+    return None
+
+
+def _load_mkl():
+    path = mkl_library()
+    lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    # NOTE: the threading layer must be set before any other MKL call.
+    if lib.MKL_Set_Threading_Layer(ctypes.c_int(MKL_THREADING_GNU)) != MKL_THREADING_GNU:
+        raise RuntimeError(f"MKL ({path}) could not use the GNU OpenMP threading layer")
+    threads = num_threads()
+    lib.MKL_Set_Num_Threads(ctypes.c_int(threads))
+    version = ctypes.create_string_buffer(256)
+    lib.mkl_get_version_string(version, ctypes.c_int(len(version)))
+    return {"library": path, "core": version.value.decode(errors="replace").strip(),
+            "threads": threads}
+
+
+def _load_openblas():
     path = os.path.join(lib_dir(), f"lib{LIBRARY}.so")
     coretype = chosen_coretype()
     saved = os.environ.get("OPENBLAS_CORETYPE")

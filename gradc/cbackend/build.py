@@ -78,11 +78,8 @@ def machine_identity():
 
 @functools.lru_cache(maxsize=None)
 def blas_flags():
-    """Compile and link flags for scipy-openblas32, or [] for the plain C fallback."""
-    lib = blas.lib_dir()
-    if lib is None:
-        return []
-    return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib}", f"-Wl,-rpath,{lib}", f"-l{blas.LIBRARY}"]
+    """Compile and link flags for the chosen BLAS, or [] for the plain C fallback."""
+    return blas.link_flags()
 
 
 def load_shared(source, loader, **options):
