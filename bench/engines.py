@@ -45,12 +45,13 @@ class GradcEngine(Engine):
     dist = "gradc"
     peer = False
 
-    def __init__(self, backend):
+    def __init__(self, backend, blas=None):
         self.backend = backend
-        self.name = f"gradc-{backend}"
+        self.blas = blas            # GRADC_BLAS for this engine (None: gradc's default choice)
+        self.name = f"gradc-{backend}" + (f"-{blas}" if blas else "")
 
     def cache_env(self, cache_dir):
-        return {"GRADC_CACHE_DIR": cache_dir}
+        return {"GRADC_CACHE_DIR": cache_dir, **({"GRADC_BLAS": self.blas} if self.blas else {})}
 
     def load(self):
         import gradc
@@ -192,5 +193,7 @@ class PyTensor(Engine):
         return call
 
 
-ENGINES = {e.name: e for e in (GradcEngine("c"), GradcEngine("numpy"), NumpyEngine(), TorchEager(),
+# gradc-c-openblas: gradc-c as users without MKL get it (gradc-c uses MKL where it is installed).
+ENGINES = {e.name: e for e in (GradcEngine("c"), GradcEngine("c", blas="openblas"),
+                               GradcEngine("numpy"), NumpyEngine(), TorchEager(),
                                TorchCompile(), Jax(), PyTensor())}

@@ -36,7 +36,17 @@ def machine_info(results=()):
         (r["version"] for r in results if r["engine"].startswith("gradc") and r.get("version")), None)
     return {"cpu": cpu, "cores": CORES, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), **versions,
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"), "gradc_commit": commit, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"), "gradc_blas": _gradc_blas(),
+            "gradc_commit": commit, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def _gradc_blas():
+    """The BLAS gradc-c links by default here (what GRADC_BLAS would choose)."""
+    try:
+        from gradc.cbackend import blas
+        return blas.kind() or "none (plain C GEMM)"
+    except Exception as e:          # an unbuilt checkout or a bad GRADC_BLAS: say so in the report
+        return f"unknown ({e})"
 
 
 def fmt_time(s):
@@ -223,7 +233,8 @@ def markdown(results, machine, settings, best, bar_rows):
     m = machine
     out = ["# gradc benchmark: value and gradients per call", "",
            f"Machine: {m['cpu']}, {m['cores']} cores available ({m['logical_cpus']} logical CPUs), "
-           f"{m['platform']}; OPENBLAS_CORETYPE={m['OPENBLAS_CORETYPE']}.  ",
+           f"{m['platform']}; OPENBLAS_CORETYPE={m['OPENBLAS_CORETYPE']}; gradc-c's BLAS: "
+           f"{m.get('gradc_blas', 'not recorded')} (gradc-c-openblas: OpenBLAS).  ",
            f"Versions: Python {m['python']}, NumPy {m['numpy']}, gradc {m['gradc']} (commit {m['gradc_commit']}), "
            f"torch {m['torch']}, jax {m['jax']}, pytensor {m['pytensor']}.  ",
            f"Run finished {m['date']}: {settings['mode']} timing ({settings['budget_s']} s per engine and workload, "

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import gradc as gc
+from gradc.cbackend import blas as cblas
 from gradc.cbackend import build as cbuild
 
 REPO = Path(gc.__file__).resolve().parent.parent
@@ -1262,3 +1263,90 @@ def test_fast_path_is_built_and_used(monkeypatch):
     monkeypatch.undo()
     assert_trees_equal(jitted(np.asfortranarray(W), X, 0.5), first, "after the fast calls")
     assert_trees_equal(jitted(W, X, s=0.5), first, "keyword call")
+
+
+# ---- BLAS choice: MKL where installed on Intel CPUs, else OpenBLAS, GRADC_BLAS to choose ---------
+
+@pytest.fixture
+def fresh_blas_choice(monkeypatch):
+    """blas.kind() recomputed under the test's environment (it is cached per process)."""
+    from gradc.cbackend import blas
+    blas.kind.cache_clear()
+    yield blas, monkeypatch
+    blas.kind.cache_clear()
+
+
+@pytest.mark.parametrize("vendor, mkl, openblas, expected", [
+    ("GenuineIntel", "/x/libmkl_rt.so.3", "/y", "mkl"),
+    ("AuthenticAMD", "/x/libmkl_rt.so.3", "/y", "openblas"),     # MKL's AMD paths are not its best
+    ("GenuineIntel", None, "/y", "openblas"),
+    ("GenuineIntel", None, None, None),                            # the plain C GEMM
+])
+def test_default_blas_choice(fresh_blas_choice, vendor, mkl, openblas, expected):
+    blas, monkeypatch = fresh_blas_choice
+    monkeypatch.delenv("GRADC_BLAS", raising=False)
+    monkeypatch.setattr(blas, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(blas, "mkl_library", lambda: mkl)
+    monkeypatch.setattr(blas, "lib_dir", lambda: openblas)
+    assert blas.kind() == expected
+
+
+@pytest.mark.parametrize("asked, message", [
+    ("magma", "GRADC_BLAS='magma': expected one of mkl, openblas, none"),
+    ("mkl", "GRADC_BLAS=mkl but MKL is not installed (pip install mkl)"),
+])
+def test_bad_blas_choice_is_a_clear_error(fresh_blas_choice, asked, message):
+    blas, monkeypatch = fresh_blas_choice
+    monkeypatch.setenv("GRADC_BLAS", asked)
+    monkeypatch.setattr(blas, "mkl_library", lambda: None)
+    with pytest.raises(ValueError) as e:
+        blas.kind()
+    assert str(e.value) == message
+
+
+def test_small_products_get_one_jit_slot_per_shape():
+    """Small GEMMs name a slot of the kernel's JIT table; equal shapes share one; the constructor
+    that fills the table is compiled only with MKL; large products call the threaded GEMM."""
+    def f(a, b, w):
+        return gc.tanh(a @ w) @ w, gc.tanh(b @ w)
+    a, b = np.ones((4, 8), np.float32), np.ones((4, 8), np.float32)
+    w = np.ones((8, 8), np.float32)
+    src = gc.jit(f).lower(a, b, w).c_source
+    assert "gradc_gemm_small_f(&gradc_kernel_jit_f[0], 0, 0, 4, 8, 8," in src, src
+    assert "static gradc_jit_f gradc_kernel_jit_f[1];" in src          # 3 products, one shape
+    assert src.count("gradc_jit_make_f(") == 1
+    assert "#ifdef GRADC_HAVE_MKL\nGRADC_CONSTRUCTOR static void gradc_kernel_jit(void)" in src
+    big = np.ones((256, 256), np.float32)
+    src = gc.jit(lambda x: x @ x).lower(big).c_source
+    assert "gradc_gemm_f(0, 0, 256, 256, 256" in src and "jit" not in strip_comments(src)
+
+
+@pytest.mark.parametrize("choice", [
+    pytest.param("mkl", marks=pytest.mark.skipif(cblas.mkl_library() is None,
+                                                 reason="MKL is not installed (pip install gradc[mkl])")),
+    "openblas", "none"])
+def test_each_blas_gives_numpys_products(choice, tmp_path):
+    """Every BLAS choice, in a fresh process, against NumPy: small (JIT) and large (threaded)
+    products, transposed operands, both dtypes, a batch."""
+    script = textwrap.dedent("""
+        import numpy as np, gradc as gc
+        from gradc.cbackend import blas
+        rng = np.random.default_rng(0)
+        for dt in (np.float32, np.float64):
+            for m, n, k in ((3, 5, 7), (16, 64, 64), (300, 200, 150)):
+                a = rng.standard_normal((k, m)).astype(dt)
+                b = rng.standard_normal((n, k)).astype(dt)
+                got = gc.jit(lambda a, b: a.T @ b.T)(a, b)
+                want = a.T.astype(np.float64) @ b.T.astype(np.float64)
+                tol = 1e-4 if dt == np.float32 else 1e-10
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol * k)
+            x = rng.standard_normal((4, 6, 5)).astype(dt)
+            np.testing.assert_allclose(gc.jit(lambda x: x @ x.transpose(0, 2, 1))(x),
+                                       x @ x.transpose(0, 2, 1), rtol=1e-4, atol=1e-4)
+        print("BLAS", blas.kind())
+    """)
+    env = {**os.environ, "GRADC_BLAS": choice, "GRADC_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"BLAS {None if choice == 'none' else choice}" in proc.stdout
