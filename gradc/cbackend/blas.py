@@ -108,10 +108,11 @@ def kind():
 def link_flags():
     """Compile and link flags for the chosen BLAS ([] for the plain C GEMM)."""
     if kind() == "mkl":
-        path = mkl_library()
-        folder = os.path.dirname(path)
-        return ["-DGRADC_HAVE_MKL", f"-L{folder}", f"-Wl,-rpath,{folder}",
-                f"-l:{os.path.basename(path)}"]
+        # NOTE: not linked: reading libmkl_rt's symbol table cost ld 130 ms per kernel (half of a
+        # cold setup). load() has made MKL global before any kernel loads, and cffi loads kernels
+        # with RTLD_NOW, so their references bind to it then (without MKL the load fails, never a
+        # call).
+        return ["-DGRADC_HAVE_MKL"]
     if kind() == "openblas":
         return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib_dir()}", f"-Wl,-rpath,{lib_dir()}",
                 f"-l{LIBRARY}"]
