@@ -18,15 +18,24 @@ import importlib.util
 import os
 
 
-def cpu_flags():
+def _cpuinfo(field):
+    """The first value of a /proc/cpuinfo field ("" where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def cpu_flags():
+    return set(_cpuinfo("flags").split())
+
+
+def cpu_vendor():
+    return _cpuinfo("vendor_id")
 
 
 def chosen_coretype(flags=None):
@@ -49,17 +58,6 @@ def num_threads():
 LIBRARY = "scipy_openblas"
 CHOICES = ("mkl", "openblas", "none")
 MKL_THREADING_GNU = 3        # mkl_service.h: MKL_THREADING_GNU
-
-
-def cpu_vendor():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 @functools.lru_cache(maxsize=None)
