@@ -215,6 +215,44 @@ def test_softmax_value_and_vjp_take_few_passes():
                                atol=1e-14)
 
 
+def _inner_loop_pragmas(src):
+    """The pragma line (or None) right before each innermost `for` of the kernel."""
+    lines = src.splitlines()
+    return [lines[i - 1].strip() if "GRADC_" in lines[i - 1] else None
+            for i, line in enumerate(lines)
+            if line.lstrip().startswith("for (") and "for (" not in lines[i + 1]
+            and "{" in line and "= 0.0" not in line]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whole_sums_carried_through_a_loop_nest_are_vectorised(dtype):
+    # sum(tanh(X)^2) and a column sum share one [rows, cols] nest; the total is carried across
+    # the inner loop, so only an OpenMP SIMD reduction (not ivdep) lets GCC vectorise it.
+    X = np.random.default_rng(RNG_SEED).standard_normal((16, 64)).astype(dtype)
+    f = lambda X: (gc.sum(gc.tanh(X) ** 2), gc.sum(gc.tanh(X) * 2.0, axis=0))
+    lowered = gc.jit(f).lower(X)
+    assert any(p and p.startswith("GRADC_SIMD_SUM(") for p in _inner_loop_pragmas(lowered.c_source)), \
+        lowered.c_source
+    total, cols = lowered.compile()(X)
+    X64 = np.tanh(X.astype(np.float64))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(total, np.sum(X64 ** 2), rtol=rtol)
+    np.testing.assert_allclose(cols, np.sum(2 * X64, axis=0), rtol=rtol, atol=rtol)
+
+
+def test_sums_into_memory_across_the_inner_loop_are_not_marked_independent():
+    # Summing axes 0 and 2 of a [4, 5, 6] nest accumulates into memory across the inner loop:
+    # neither ivdep nor a SIMD reduction may be claimed there, and the result must be exact.
+    X = np.random.default_rng(RNG_SEED).standard_normal((4, 5, 6))
+    f = lambda X: (gc.sum(X * X), gc.sum(gc.exp(X), axis=(0, 2)))
+    lowered = gc.jit(f).lower(X)
+    total, mid = lowered.compile()(X)
+    np.testing.assert_allclose(total, np.sum(X * X), rtol=1e-12)
+    np.testing.assert_allclose(mid, np.sum(np.exp(X), axis=(0, 2)), rtol=1e-12)
+    nest = lowered.c_source[lowered.c_source.index("loop over [4, 5, 6]"):]
+    assert "GRADC_IVDEP" not in nest and "GRADC_SIMD_SUM" not in nest, nest
+
+
 def _chain(n):
     def fn(x):
         for i in range(n):

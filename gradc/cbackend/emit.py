@@ -283,8 +283,8 @@ class Emitter:
             if k > 0:
                 self._open_accumulators(reductions, accum, k, indent)
             if k == len(outer_vars) - 1:
-                if not self._simd_pragma(reductions, accum, 0 if flat else k, indent) and \
-                        self._independent(reductions, accum, loop, flat):
+                if self._independent(reductions, accum, loop, flat) and \
+                        not self._simd_pragma(reductions, accum, 0 if flat else k, indent):
                     self.out("GRADC_IVDEP", indent)
             low, high = ("lo", "hi") if k == 0 and threads > 1 else ("0", d)
             self.out(f"for (int64_t {v} = {low}; {v} < {high}; {v}++) {{", indent)
@@ -405,13 +405,13 @@ class Emitter:
                          indent)
 
     def _simd_pragma(self, reductions, accum, depth, indent):
-        """Lets GCC vectorise the innermost loop's sums (reordering only those additions)."""
-        sums = [f"acc_{self.names[r.id]}" for r in reductions
-                if accum[r.id] == depth and r.prim.c == "sum"]
-        if sums and all(accum[r.id] == depth or accum[r.id] is None for r in reductions
-                        if r.prim.c != "sum") and not any(
-                accum[r.id] == depth for r in reductions if r.prim.c != "sum"):
-            self.out(f"GRADC_SIMD_SUM({', '.join(sums)})", indent)
+        """Lets GCC vectorise the innermost loop (at `depth`) when the sums it carries are its only
+        dependence: every local accumulator opened at or outside it is updated inside it, so all
+        of them are named (only those additions are reordered)."""
+        carried = [r for r in reductions if accum[r.id] is not None and accum[r.id] <= depth]
+        if carried and all(r.prim.c == "sum" for r in carried):
+            self.out(f"GRADC_SIMD_SUM({', '.join('acc_' + self.names[r.id] for r in carried)})",
+                     indent)
             return True
         return False
 
