@@ -30,9 +30,9 @@ void GRADC_CBLAS_DGEMM(int order, int transa, int transb, int m, int n, int k, d
 
 #define GRADC_GEMM_FALLBACK(NAME, T)                                                          \
     static inline void NAME(int ta, int tb, int m, int n, int k, const T *a, int lda,         \
-                            const T *b, int ldb, T *c, int ldc) {                             \
+                            const T *b, int ldb, int beta, T *c, int ldc) {                   \
         for (int i = 0; i < m; i++) {                                                          \
-            for (int j = 0; j < n; j++) c[(int64_t)i * ldc + j] = 0;                          \
+            if (!beta) for (int j = 0; j < n; j++) c[(int64_t)i * ldc + j] = 0;               \
             for (int p = 0; p < k; p++) {                                                      \
                 T av = ta ? a[(int64_t)p * lda + i] : a[(int64_t)i * lda + p];                \
                 if (tb) {                                                                      \
@@ -47,22 +47,23 @@ void GRADC_CBLAS_DGEMM(int order, int transa, int transb, int m, int n, int k, d
 GRADC_GEMM_FALLBACK(gradc_gemm_fallback_f, float)
 GRADC_GEMM_FALLBACK(gradc_gemm_fallback_d, double)
 
-/* C[m,n] = op(A) @ op(B), row-major; ta / tb say whether A / B are stored transposed. */
+/* C[m,n] = op(A) @ op(B) + beta C (beta 0 or 1), row-major; ta / tb say whether A / B are stored
+ * transposed. */
 #ifdef GRADC_CBLAS_SGEMM
 #define GRADC_GEMM(NAME, T, CBLAS, FALLBACK)                                                  \
     static inline void NAME(int ta, int tb, int m, int n, int k, const T *a, int lda,         \
-                            const T *b, int ldb, T *c, int ldc) {                             \
+                            const T *b, int ldb, int beta, T *c, int ldc) {                   \
         if (m > 0 && n > 0 && k > 0)                                                           \
             CBLAS(GRADC_ROW_MAJOR, ta ? GRADC_TRANS : GRADC_NO_TRANS,                          \
-                  tb ? GRADC_TRANS : GRADC_NO_TRANS, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);   \
+                  tb ? GRADC_TRANS : GRADC_NO_TRANS, m, n, k, 1, a, lda, b, ldb, beta, c, ldc); \
         else                                                                                   \
-            FALLBACK(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                                 \
+            FALLBACK(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);                           \
     }
 #else
 #define GRADC_GEMM(NAME, T, CBLAS, FALLBACK)                                                  \
     static inline void NAME(int ta, int tb, int m, int n, int k, const T *a, int lda,         \
-                            const T *b, int ldb, T *c, int ldc) {                             \
-        FALLBACK(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                                     \
+                            const T *b, int ldb, int beta, T *c, int ldc) {                   \
+        FALLBACK(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);                               \
     }
 #endif
 
@@ -80,9 +81,10 @@ GRADC_GEMM(gradc_gemm_d, double, GRADC_CBLAS_DGEMM, gradc_gemm_fallback_d)
     } gradc_jit_##SUFFIX;                                                                      \
     GRADC_JIT_MAKE(SUFFIX, T, CREATE, GET)                                                     \
     static inline void gradc_gemm_small_##SUFFIX(const gradc_jit_##SUFFIX *jit, int ta, int tb, \
-            int m, int n, int k, const T *a, int lda, const T *b, int ldb, T *c, int ldc) {    \
+            int m, int n, int k, const T *a, int lda, const T *b, int ldb, int beta, T *c,     \
+            int ldc) {                                                                         \
         if (jit->run) jit->run(jit->jitter, (T *)a, (T *)b, c);                                \
-        else gradc_gemm_##SUFFIX(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                     \
+        else gradc_gemm_##SUFFIX(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);               \
     }
 
 #ifdef GRADC_HAVE_MKL
@@ -95,9 +97,9 @@ void (*mkl_jit_get_dgemm_ptr(const void *jitter))(void *, double *, double *, do
 #define GRADC_MKL_JIT_ERROR 2
 #define GRADC_JIT_MAKE(SUFFIX, T, CREATE, GET)                                                 \
     static inline void gradc_jit_make_##SUFFIX(gradc_jit_##SUFFIX *jit, int ta, int tb, int m,  \
-            int n, int k, int lda, int ldb, int ldc) {                                         \
+            int n, int k, int lda, int ldb, int ldc, int beta) {                               \
         if (CREATE(&jit->jitter, GRADC_ROW_MAJOR, ta ? GRADC_TRANS : GRADC_NO_TRANS,           \
-                   tb ? GRADC_TRANS : GRADC_NO_TRANS, m, n, k, 1, lda, ldb, 0, ldc)            \
+                   tb ? GRADC_TRANS : GRADC_NO_TRANS, m, n, k, 1, lda, ldb, beta, ldc)         \
             != GRADC_MKL_JIT_ERROR)                                                            \
             jit->run = GET(jit->jitter);                                                       \
     }

@@ -291,17 +291,17 @@ def test_workspace_does_not_grow_with_elementwise_chain_length(case):
 # ---- 2. matmul through GEMM ----------------------------------------------------------------------------
 
 GEMM = re.compile(r"gradc_gemm_(?:small_)?([fd])\(\s*(?:&\w+\[\d+\],\s*)?(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*([^,]+),"
-                  r"\s*(\d+),\s*([^,]+),\s*(\d+),\s*([^,]+),\s*(\d+)\)")
+                  r"\s*(\d+),\s*([^,]+),\s*(\d+),\s*([01]),\s*([^,]+),\s*(\d+)\)")
 
 
 def gemm_calls(src):
-    """[(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)] of the gradc_gemm_ calls in src (small products
-    name their JIT slot first)."""
+    """[(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta)] of the gradc_gemm_ calls in src (small
+    products name their JIT slot first)."""
     out = []
     for m in GEMM.finditer(strip_comments(src)):
         g = m.groups()
         out.append((int(g[1]), int(g[2]), int(g[3]), int(g[4]), int(g[5]), g[6].strip(),
-                    int(g[7]), g[8].strip(), int(g[9]), g[10].strip(), int(g[11])))
+                    int(g[7]), g[8].strip(), int(g[9]), g[11].strip(), int(g[12]), int(g[10])))
     return out
 
 
@@ -1359,13 +1359,38 @@ def test_small_products_get_one_jit_slot_per_shape():
     assert "gradc_gemm_f(0, 0, 256, 256, 256" in src and "jit" not in strip_comments(src)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sums_of_products_accumulate_in_place(dtype):
+    """The gradient of a weight shared by the steps of an unrolled loop is a sum of products: one
+    GEMM per step adds into the gradient's memory (beta = 1), no loop adds partial products."""
+    rng = np.random.default_rng(RNG_SEED)
+    W = (0.3 * rng.standard_normal((6, 6))).astype(dtype)
+    xs = rng.standard_normal((5, 4, 6)).astype(dtype)
+
+    def loss(W, xs):
+        h = xs[0]
+        for t in range(1, 5):
+            h = gc.tanh(h @ W + xs[t])
+        return gc.sum(h * h)
+
+    lowered = gc.jit(gc.grad(loss)).lower(W, xs)
+    src = lowered.c_source
+    accumulating = [c for c in gemm_calls(src) if c[11] == 1]
+    assert len(accumulating) == 3 and len({c[9] for c in accumulating}) == 1, src
+    assert not re.search(r"loop over \[6, 6\]", src), f"partial products added by a loop:\n{src}"
+    got = lowered.compile()(W, xs)
+    want = gc.jit(gc.grad(loss), backend="numpy")(W.astype(np.float64), xs.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
 @pytest.mark.parametrize("choice", [
     pytest.param("mkl", marks=pytest.mark.skipif(cblas.mkl_library() is None,
                                                  reason="MKL is not installed (pip install gradc[mkl])")),
     "openblas", "none"])
 def test_each_blas_gives_numpys_products(choice, tmp_path):
     """Every BLAS choice, in a fresh process, against NumPy: small (JIT) and large (threaded)
-    products, transposed operands, both dtypes, a batch."""
+    products, transposed operands, both dtypes, a batch, sums of products (beta = 1)."""
     script = textwrap.dedent("""
         import numpy as np, gradc as gc
         from gradc.cbackend import blas
@@ -1381,6 +1406,11 @@ def test_each_blas_gives_numpys_products(choice, tmp_path):
             x = rng.standard_normal((4, 6, 5)).astype(dt)
             np.testing.assert_allclose(gc.jit(lambda x: x @ x.transpose(0, 2, 1))(x),
                                        x @ x.transpose(0, 2, 1), rtol=1e-4, atol=1e-4)
+            for m, n, k in ((3, 5, 7), (16, 64, 64), (300, 200, 150)):   # sums of products
+                a, b = rng.standard_normal((3, k, m)).astype(dt), rng.standard_normal((3, k, n)).astype(dt)
+                got = gc.jit(lambda a, b: a[0].T @ b[0] + (a[1].T @ b[1] + a[2].T @ b[2]))(a, b)
+                want = np.einsum("tkm,tkn->mn", a.astype(np.float64), b.astype(np.float64))
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol * k)
         print("BLAS", blas.kind())
     """)
     env = {**os.environ, "GRADC_BLAS": choice, "GRADC_CACHE_DIR": str(tmp_path)}

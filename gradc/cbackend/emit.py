@@ -157,7 +157,7 @@ class Emitter:
 
     def jit_slot(self, suffix, shape):
         """The slot of the JIT table entry for a small product of this shape (ta, tb, m, n, k,
-        lda, ldb, ldc); equal shapes share one."""
+        lda, ldb, ldc, beta); equal shapes share one."""
         table = self.jits.setdefault(suffix, {})
         return table.setdefault(shape, len(table))
 
@@ -224,6 +224,8 @@ class Emitter:
             self.lines = []
             if isinstance(step, P.Loop):
                 self.emit_loop(step)
+            elif step.into is not None:
+                _matmul(self, step.node, into=step.into, beta=step.beta)
             else:
                 CALLS[step.node.prim.c](self, step.node)
             self.kernels += 1
@@ -479,7 +481,8 @@ def _is_point(index, node, loop):
 SMALL_GEMM_OUTPUT = 8192         # elements of the product
 SMALL_GEMM_MACS = 1 << 21        # multiply-adds
 
-def _matmul(em, node):
+def _matmul(em, node, into=None, beta=0):
+    """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products)."""
     a, b = node.inputs
     m, k = a.shape[-2], a.shape[-1]
     n = b.shape[-1]
@@ -492,14 +495,16 @@ def _matmul(em, node):
         pointer = em.ptr(base) + (f" + {offset}" if offset else "")
         operands.append((pointer, int(trans), ld, rows * cols))
     (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
-    em.out(f"/* {em.names[node.id]} = matmul {em.names[a.id]} {em.names[b.id]}  ({node.loc}) */")
+    into = into or node
+    em.out(f"/* {em.names[into.id]} {'+' if beta else ''}= matmul {em.names[a.id]} "
+           f"{em.names[b.id]}  ({node.loc}) */")
     if m * n < SMALL_GEMM_OUTPUT or m * n * k < SMALL_GEMM_MACS:
-        slot = em.jit_slot(f, (ta, tb, m, n, k, lda, ldb, n))
+        slot = em.jit_slot(f, (ta, tb, m, n, k, lda, ldb, n, beta))
         gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
     else:
         gemm = f"gradc_gemm_{f}("
     call = (f"{gemm}{ta}, {tb}, {m}, {n}, {k}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, "
-            f"{ldb}, {em.ptr(node)} + bi * {m * n}, {n});")
+            f"{ldb}, {beta}, {em.ptr(into)} + bi * {m * n}, {n});")
     em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) {call}")
 
 

@@ -4,7 +4,9 @@ and where each lives in the workspace (reused by liveness). Pure analysis, no C 
 Vocabulary: elementwise nodes and reductions are *members* of a Loop over an iteration domain;
 views (broadcast, transpose, slice, reshapes that only add or drop 1s) are index maps folded into
 the reads; a *flat reshape* (one that regroups dimensions) reinterprets a stored, contiguous value;
-everything else (matmul, gather, ...) is a Call of its own."""
+everything else (matmul, gather, ...) is a Call of its own. A sum of products of one shape (the
+gradient of a weight used at every step of an unrolled loop) is one Call that accumulates each
+product into the sum's memory (GEMM with beta = 1), with no sums in between."""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,9 +56,13 @@ class Loop:
 
 @dataclass
 class Call:
-    """A node lowered on its own: matmul (BLAS), gather, scatter_add, concatenate, ..."""
+    """A node lowered on its own: matmul (BLAS), gather, scatter_add, concatenate, ...; a matmul
+    with `into` is one term of a sum of products, written (beta 0) or added (beta 1) into the
+    memory of the sum `into`."""
     node: object
     index: int
+    into: object = None
+    beta: int = 0
 
 
 @dataclass
@@ -161,9 +167,17 @@ def build_plan(graph):
                 materialize.add(inp.id)
     materialize |= {n.id for n in nodes if n.id in outputs and is_view(n)}
 
-    steps, step_of, loops_by_domain = [], {}, {}
+    term_of, absorbed = _product_sums(nodes, outputs)
+    steps, step_of, loops_by_domain, first_write = [], {}, {}, {}
     for node in nodes:
-        if is_source(node) or is_flat_reshape(node) or (is_view(node) and node.id not in materialize):
+        if is_source(node) or is_flat_reshape(node) or (is_view(node) and node.id not in materialize) \
+                or node.id in absorbed:
+            continue
+        if node.id in term_of:          # the sum's value is complete after its last term
+            root = term_of[node.id]
+            steps.append(Call(node, len(steps), root, int(root.id in first_write)))
+            first_write.setdefault(root.id, len(steps) - 1)
+            step_of[root.id] = len(steps) - 1
             continue
         if not (is_fusible(node) or is_reduction(node) or is_view(node)):
             steps.append(Call(node, len(steps)))
@@ -190,7 +204,7 @@ def build_plan(graph):
     stored = set()
     for step in steps:
         if isinstance(step, Call):
-            stored.add(step.node.id)
+            stored.add((step.into or step.node).id)
             for inp in step.node.inputs:
                 stored.add(resolve(folded.get(inp.id, (inp,))[0], alias_of).id)
             continue
@@ -213,9 +227,41 @@ def build_plan(graph):
             output_of[owner.id] = i
 
     offsets, workspace = _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded,
-                                         materialize)
+                                         materialize, first_write)
     return Plan(graph, steps, step_of, stored, alias_of, offsets, workspace, folded, output_of,
                 output_copies, materialize)
+
+
+def _product_sums(nodes, outputs):
+    """Trees of adds whose leaves are matmuls of the add's shape and dtype, each value read only
+    by the next add of its tree (so none needs memory of its own): {matmul id: the tree's root},
+    and the ids of the adds, which get no step."""
+    uses = {}
+    for node in nodes:
+        for inp in node.inputs:
+            uses[inp.id] = uses.get(inp.id, 0) + 1
+    terms, absorbed = {}, set()
+
+    def private(x, node):
+        return uses.get(x.id) == 1 and x.id not in outputs and x.shape == node.shape \
+            and x.dtype == node.dtype
+
+    for node in nodes:
+        if node.prim.name != "add" or node.dtype not in (np.float32, np.float64):
+            continue
+        parts = []
+        for x in node.inputs:
+            if private(x, node) and x.prim.c == "matmul":
+                parts.append([x])
+            elif private(x, node) and x.id in terms:
+                parts.append(terms[x.id])
+            else:
+                break
+        else:
+            terms[node.id] = parts[0] + parts[1]
+            absorbed.update(x.id for x in node.inputs)
+    roots = [n for n in nodes if n.id in terms and n.id not in absorbed]
+    return {m.id: root for root in roots for m in terms[root.id]}, set(terms)
 
 
 def _touched(node, alias_of, folded, materialized):
@@ -231,7 +277,8 @@ def _touched(node, alias_of, folded, materialized):
         node = alias_of[node.id]
 
 
-def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, materialized):
+def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, materialized,
+                    first_write):
     """Workspace offsets for intermediate values; memory of dead values is reused (first fit)."""
     last_use = {}
     for step in steps:
@@ -242,10 +289,10 @@ def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, 
     by_id = {n.id: n for n in graph.nodes}
     position = {n.id: i for i, n in enumerate(graph.nodes)}    # ties in schedule order: the
     intermediate = sorted((s for s in stored if s not in output_of),   # same C for the same graph
-                          key=lambda s: (step_of[s], position[s]))
+                          key=lambda s: (first_write.get(s, step_of[s]), position[s]))
     free, offsets, live, end = [], {}, [], 0
     for node_id in intermediate:
-        start = step_of[node_id]
+        start = first_write.get(node_id, step_of[node_id])
         for item in [x for x in live if last_use.get(x[0], step_of[x[0]]) < start]:
             live.remove(item)
             free.append((item[1], item[2]))
