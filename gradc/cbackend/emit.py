@@ -475,12 +475,6 @@ def _is_point(index, node, loop):
 
 # ---- calls: one lowering per non-fused C form --------------------------------------------------------
 
-# Products below either size run single-threaded through a kernel made for their shape (MKL's JIT;
-# gradc_blas.h). Measured with MKL on 2 cores: 256x10x784 42 us on one thread vs 69 us on two,
-# 16x64x64 0.78 us vs 1.0 us through cblas; 64x256x784 needs both threads (96 vs 159 us).
-SMALL_GEMM_OUTPUT = 8192         # elements of the product
-SMALL_GEMM_MACS = 1 << 21        # multiply-adds
-
 def _matmul(em, node, into=None, beta=0):
     """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products)."""
     a, b = node.inputs
@@ -498,7 +492,7 @@ def _matmul(em, node, into=None, beta=0):
     into = into or node
     em.out(f"/* {em.names[into.id]} {'+' if beta else ''}= matmul {em.names[a.id]} "
            f"{em.names[b.id]}  ({node.loc}) */")
-    if m * n < SMALL_GEMM_OUTPUT or m * n * k < SMALL_GEMM_MACS:
+    if P.is_small_product(node):
         slot = em.jit_slot(f, (ta, tb, m, n, k, lda, ldb, n, beta))
         gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
     else:
