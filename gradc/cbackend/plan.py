@@ -4,9 +4,9 @@ and where each lives in the workspace (reused by liveness). Pure analysis, no C 
 Vocabulary: elementwise nodes and reductions are *members* of a Loop over an iteration domain;
 views (broadcast, transpose, slice, reshapes that only add or drop 1s) are index maps folded into
 the reads; a *flat reshape* (one that regroups dimensions) reinterprets a stored, contiguous value;
-everything else (matmul, gather, ...) is a Call of its own. A sum of products of one shape (the
-gradient of a weight used at every step of an unrolled loop) is one Call that accumulates each
-product into the sum's memory (GEMM with beta = 1), with no sums in between."""
+everything else (matmul, gather, ...) is a Call of its own. In a sum of products of one shape (the
+gradient of a weight used at every step of an unrolled loop) each product is a Call that writes
+(the first) or adds (GEMM with beta = 1) into the sum's memory; the sums in between get no step."""
 from dataclasses import dataclass, field
 
 import numpy as np
