@@ -253,6 +253,41 @@ def test_sums_into_memory_across_the_inner_loop_are_not_marked_independent():
     assert "GRADC_IVDEP" not in nest and "GRADC_SIMD_SUM" not in nest, nest
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reductions_across_the_threads_rows_sum_a_copy_per_thread(dtype, monkeypatch):
+    # A column sum and a column max of a [512, 256] nest run on 2 threads: each sums its rows into
+    # its own copy, combined in thread order after the loop; a sum over the middle axis of a 3-D
+    # nest keeps each thread on its own rows of the output and needs no copies; a column sum too
+    # big for copies on the stack leaves its loop on one thread.
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+    rng = np.random.default_rng(RNG_SEED)
+    X = rng.standard_normal((512, 256)).astype(dtype)
+    Y = rng.standard_normal((64, 32, 64)).astype(dtype)
+    f = lambda X, Y: (gc.tanh(X), gc.sum(gc.tanh(X), axis=0), gc.max(X * 2.0, axis=0),
+                      gc.sum(gc.exp(Y * 0.1), axis=1))
+    lowered = gc.jit(f).lower(X, Y)
+    src = lowered.c_source
+    assert "loop over [512, 256]" in src and "(2 threads)" in src.split("loop over [512, 256]")[1], src
+    assert len(re.findall(r"\b\w+ part_\w+\[2\]\[256\];", src)) == 2, src
+    assert "loop over [64, 32, 64]: " in src and "part_" not in src.split("loop over [64, 32, 64]")[1] \
+        and "(2 threads)" in src.split("loop over [64, 32, 64]")[1].split("\n")[0], src
+    compiled = lowered.compile()
+    got = compiled(X, Y)
+    again = compiled(X, Y)
+    for a, b in zip(got, again):                 # no dependence on which thread finishes first
+        np.testing.assert_array_equal(a, b)
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got[1], np.tanh(X64).sum(axis=0), rtol=rtol, atol=rtol * 30)
+    np.testing.assert_array_equal(got[2], (X * 2).max(axis=0))
+    np.testing.assert_allclose(got[3], np.exp(Y64 * 0.1).sum(axis=1), rtol=rtol)
+    wide = np.ones((64, 8192), dtype)            # 2 copies of 8192 elements: not on the stack
+    src = gc.jit(lambda w: (gc.exp(w), gc.sum(gc.exp(w), axis=0))).lower(wide).c_source
+    assert "part_" not in src and "(2 threads)" not in src, src
+    np.testing.assert_allclose(gc.jit(lambda w: gc.sum(gc.exp(w), axis=0))(wide),
+                               np.full(8192, 64 * np.e), rtol=rtol)
+
+
 def _chain(n):
     def fn(x):
         for i in range(n):
@@ -1399,6 +1434,35 @@ def test_a_transposed_b_read_by_several_small_products_is_copied_once():
     got = gc.jit(lambda W, a, b: (a @ W.T, b @ W.T))(W, a, b)
     np.testing.assert_allclose(got[0], a @ W.T, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got[1], b @ W.T, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_too_big_for_one_thread_run_a_block_of_rows_per_thread(dtype, monkeypatch):
+    """A product too big for one thread whose halves are small runs each half of its rows on its
+    own thread (MKL's kernel for the half's shape; any BLAS's GEMM without MKL): plain, with A
+    stored transposed, with B transposed, batched, and as a term of a sum of products."""
+    from gradc.cbackend import backend
+    monkeypatch.setattr(backend, "default_threads", lambda graph: 2)
+    rng = np.random.default_rng(RNG_SEED)
+    x, w = rng.standard_normal((1024, 256)).astype(dtype), rng.standard_normal((256, 10)).astype(dtype)
+    d = rng.standard_normal((1024, 10)).astype(dtype)
+    xs = rng.standard_normal((2, 2, 256, 1024)).astype(dtype)
+
+    def f(x, w, d, xs):
+        return x @ w, d @ w.T, xs[0].transpose(0, 2, 1) @ w, (x * 2.0) @ w + gc.tanh(x) @ w
+    lowered = gc.jit(f).lower(x, w, d, xs)
+    src = lowered.c_source
+    assert src.count(", 2 threads of 512 rows") == 5, src
+    # (ta, tb, rows, beta); equal calls share one function
+    rows = {(c[0], c[1], c[2], c[11]) for c in gemm_calls(src) if "r * " in c[5]}
+    assert rows == {(0, 0, 512, 0), (0, 0, 512, 1), (0, 1, 512, 0), (1, 0, 512, 0)}, (rows, src)
+    got = lowered.compile()(x, w, d, xs)
+    x64, w64, d64, xs64 = (a.astype(np.float64) for a in (x, w, d, xs))
+    want = (x64 @ w64, d64 @ w64.T, xs64[0].transpose(0, 2, 1) @ w64,
+            (x64 * 2) @ w64 + np.tanh(x64) @ w64)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=tol, atol=tol * 100)
 
 
 @pytest.mark.parametrize("choice", [

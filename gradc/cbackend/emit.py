@@ -9,6 +9,7 @@ import numpy as np
 from . import plan as P
 
 PARALLEL_MIN = 1 << 16     # loop points below which a second thread costs more than it saves
+PARTIALS_MAX_BYTES = 16384  # per-thread copies of a reduction's output kept on the stack, at most
 
 CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
           "bool": "uint8_t"}
@@ -118,6 +119,7 @@ class Emitter:
         self.pointer = {}                # node id -> C pointer expression
         self.consts = passed_consts(self.graph)
         self.jits = {}                   # "f"/"d" -> {GEMM shape: slot in the kernel's JIT table}
+        self.partials = set()            # ids of reductions summed into per-thread copies
 
     # ---- helpers ---------------------------------------------------------------------------------
     def out(self, line, indent=1):
@@ -257,10 +259,15 @@ class Emitter:
             trailing = reduced == loop.vars[depth:]
             accum[r.id] = (depth if (trailing and not flat) or (flat and depth == 0) else None)
         threads = self._threads_for(loop, reductions, accum)
+        # Sums into memory across the rows the threads split go to a copy per thread (partials).
+        self.partials = {r.id for r in reductions if threads > 1 and accum[r.id] is None
+                         and loop.vars[0] in self._reduced_vars(r, loop)}
         self.out(f"/* loop over {list(domain)}: {names}"
                  + (f" ({threads} threads) */" if threads > 1 else " */"))
         for r in reductions:
-            if accum[r.id] is None:
+            if r.id in self.partials:
+                self._init_partials(r, threads)
+            elif accum[r.id] is None:
                 self._init_reduction_memory(r)
         self.out("{")
         indent = 2
@@ -309,9 +316,13 @@ class Emitter:
                 name = self.names[r.id]
                 self.out(f"for (int k = 0; k < {threads}; k++) acc_{name} += part_{name}[k];",
                          indent)
+            for r in reductions:
+                if r.id in self.partials:
+                    self._combine_partials(r, threads, indent)
         self._close_accumulators(reductions, accum, 0, indent, loop)
         self.out("}")
         self.flat_index = None
+        self.partials = set()
 
     def _threads_for(self, loop, reductions, accum):
         """Threads for a loop: only big ones, and only if every reduction can be split by rows."""
@@ -319,10 +330,14 @@ class Emitter:
         if self.threads < 2 or size < PARALLEL_MIN or not loop.domain:
             return 1
         outer = size if (len(loop.domain) > 1 and self._flat_ok(loop)) else loop.domain[0]
+        threads = min(self.threads, outer)
         for r in reductions:
-            if accum[r.id] is None or (accum[r.id] == 0 and r.prim.c != "sum"):
+            if accum[r.id] == 0 and r.prim.c != "sum":
                 return 1
-        return min(self.threads, outer)
+            if accum[r.id] is None and loop.vars[0] in self._reduced_vars(r, loop) \
+                    and threads * r.nbytes > PARTIALS_MAX_BYTES:
+                return 1
+        return threads
 
     def _flat_ok(self, loop):
         """A single flat loop when every access is at the loop's own point or loop-invariant."""
@@ -395,6 +410,22 @@ class Emitter:
         self.out(f"for (int64_t k = 0; k < {r.size}; k++) {self.ptr(r)}[k] = {self._init_value(r)};"
                  f"  {self.comment(r)}")
 
+    def _init_partials(self, r, threads):
+        """A copy of r's output per thread, on the stack; copies of threads OpenMP did not start
+        keep the initial value, so combining all of them is always right."""
+        name = f"part_{self.names[r.id]}"
+        self.out(f"{ctype(r.dtype)} {name}[{threads}][{r.size}];  {self.comment(r)}")
+        self.out(f"for (int p = 0; p < {threads}; p++) for (int64_t k = 0; k < {r.size}; k++) "
+                 f"{name}[p][k] = {self._init_value(r)};")
+
+    def _combine_partials(self, r, threads, indent):
+        """r's output from the per-thread copies, combined in thread order (results do not depend
+        on timing)."""
+        name, out = f"part_{self.names[r.id]}", f"{self.ptr(r)}[k]"
+        self.out(f"for (int64_t k = 0; k < {r.size}; k++) {{ {out} = {name}[0][k]; "
+                 f"for (int p = 1; p < {threads}; p++) {self._combine(r, out, f'{name}[p][k]')} }}"
+                 f"  {self.comment(r)}", indent)
+
     def _acc_type(self, r):
         # NOTE: float32 sums accumulate in double: a long float32 running sum drifts (NumPy sums
         # pairwise); the conversion costs little next to the memory traffic.
@@ -440,7 +471,8 @@ class Emitter:
                 self.out(self._combine(m, f"acc_{name}", value) + f"  {self.comment(m)}", indent)
             else:
                 off = offset_of(self._reduced_index(m, loop), m.shape)
-                self.out(self._combine(m, f"{self.ptr(m)}[{off.c()}]", value)
+                target = f"part_{name}[t]" if m.id in self.partials else self.ptr(m)
+                self.out(self._combine(m, f"{target}[{off.c()}]", value)
                          + f"  {self.comment(m)}", indent)
             return
         index = self.point_index(m, loop)
@@ -476,30 +508,44 @@ def _is_point(index, node, loop):
 # ---- calls: one lowering per non-fused C form --------------------------------------------------------
 
 def _matmul(em, node, into=None, beta=0):
-    """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products)."""
+    """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products). A
+    product split into blocks of rows runs one block per thread (plan.row_blocks)."""
     a, b = node.inputs
-    m, k = a.shape[-2], a.shape[-1]
-    n = b.shape[-1]
+    m, k, n = P.product_shape(node)
     batch = int(np.prod(node.shape[:-2], dtype=np.int64))
+    blocks = P.row_blocks(node, em.threads)
+    rows = m // blocks
     f = "f" if node.dtype == np.float32 else "d"
     operands = []
-    for x, rows, cols in ((a, m, k), (b, k, n)):
+    for x, nrows, cols in ((a, m, k), (b, k, n)):
         base, trans, offset = em.plan.folded.get(x.id, (x, False, 0))
-        ld = rows if trans else cols
+        ld = nrows if trans else cols
         pointer = em.ptr(base) + (f" + {offset}" if offset else "")
-        operands.append((pointer, int(trans), ld, rows * cols))
+        operands.append((pointer, int(trans), ld, nrows * cols))
     (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
     into = into or node
+    threads = f", {blocks} threads of {rows} rows" if blocks > 1 else ""
     em.out(f"/* {em.names[into.id]} {'+' if beta else ''}= matmul {em.names[a.id]} "
-           f"{em.names[b.id]}  ({node.loc}) */")
-    if P.is_small_product(node):
-        slot = em.jit_slot(f, (ta, tb, m, n, k, lda, ldb, n, beta))
+           f"{em.names[b.id]}{threads}  ({node.loc}) */")
+    if blocks > 1 or P.is_small_product(node):
+        slot = em.jit_slot(f, (ta, tb, rows, n, k, lda, ldb, n, beta))
         gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
     else:
         gemm = f"gradc_gemm_{f}("
-    call = (f"{gemm}{ta}, {tb}, {m}, {n}, {k}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, "
-            f"{ldb}, {beta}, {em.ptr(into)} + bi * {m * n}, {n});")
-    em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) {call}")
+    # A block of rows of op(A) starts `rows` columns on when A is stored transposed.
+    a_block = f" + r * {rows if ta else rows * lda}" if blocks > 1 else ""
+    c_block = f" + r * {rows * n}" if blocks > 1 else ""
+    call = (f"{gemm}{ta}, {tb}, {rows}, {n}, {k}, {pa} + bi * {sa}{a_block}, {lda}, "
+            f"{pb} + bi * {sb}, {ldb}, {beta}, {em.ptr(into)} + bi * {m * n}{c_block}, {n});")
+    if blocks == 1:
+        em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) {call}")
+        return
+    em.out(f"GRADC_PARALLEL({blocks})")
+    em.out("{")
+    em.out("const int64_t t = gradc_thread(), nt = gradc_threads();", 2)
+    em.out(f"for (int64_t r = t; r < {blocks}; r += nt)", 2)      # fewer threads: more blocks each
+    em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) {call}", 3)
+    em.out("}")
 
 
 def _index_loop(em, node, indices, dims, wrap, body):
@@ -592,7 +638,7 @@ CALLS = {"matmul": _matmul, "gather": _gather, "scatter_add": _scatter_add, "uns
 # ---- outlining: a step that repeats (an unrolled loop's body) becomes one function ----------------
 
 _POINTER = re.compile(r"\(&k_[a-z]+\)|\b(?:p|t)_[a-z]+\b|\bout[0-9]+\b")
-_LOCAL = re.compile(r"\b(?:v|acc)_[a-z]+\b")
+_LOCAL = re.compile(r"\b(?:v|acc|part)_[a-z]+\b")
 _NODE_COMMENT = re.compile(r"/\* [a-z]+ = (\S+)[^*]*?(\([^()]*\)) \*/")
 _LOOP_COMMENT = re.compile(r"(/\* loop over \[[0-9, ]*\]):[^*]*\*/")
 

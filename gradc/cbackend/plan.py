@@ -46,10 +46,31 @@ def is_reduction(node):
     return node.prim.kind == "reduce" and node.prim.c in REDUCTIONS
 
 
-def is_small_product(node):
+def product_shape(node):
+    """(m, k, n) of a matmul: op(A) is m x k, op(B) k x n (per batch element)."""
     a, b = node.inputs
-    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    return a.shape[-2], a.shape[-1], b.shape[-1]
+
+
+def is_small_shape(m, k, n):
     return m * n < SMALL_GEMM_OUTPUT or m * n * k < SMALL_GEMM_MACS
+
+
+def is_small_product(node):
+    return is_small_shape(*product_shape(node))
+
+
+def row_blocks(node, threads):
+    """How many blocks of rows a product runs in, one per thread: 1, or `threads` for a product
+    too big for one thread whose blocks are small products (MKL's kernel for the block's shape).
+
+    NOTE: measured inside the mlp[1024] kernel (MKL, 2 cores): 1024x10x256 42 -> 31 us and
+    1024x256x10 77 -> 42 us against cblas's own threads; a thread's rows are also the rows the
+    loops before and after it handle on that core."""
+    m, k, n = product_shape(node)
+    if threads < 2 or is_small_product(node) or m % threads:
+        return 1
+    return threads if is_small_shape(m // threads, k, n) else 1
 
 
 def is_source(node):
