@@ -1437,29 +1437,34 @@ def test_a_transposed_b_read_by_several_small_products_is_copied_once():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_products_too_big_for_one_thread_run_a_block_of_rows_per_thread(dtype, monkeypatch):
+def test_products_shared_among_threads_by_rows_or_by_k(dtype, monkeypatch):
     """A product too big for one thread whose halves are small runs each half of its rows on its
-    own thread (MKL's kernel for the half's shape; any BLAS's GEMM without MKL): plain, with A
-    stored transposed, with B transposed, batched, and as a term of a sum of products."""
+    own thread; one small only by its output (a long k) runs half of k per thread, the second half
+    into a copy added after. Plain, A or B stored transposed, batched, and as terms of sums of
+    products (beta = 1); MKL's kernel for the block's shape, any BLAS's GEMM without MKL."""
     from gradc.cbackend import backend
     monkeypatch.setattr(backend, "default_threads", lambda graph: 2)
     rng = np.random.default_rng(RNG_SEED)
     x, w = rng.standard_normal((1024, 256)).astype(dtype), rng.standard_normal((256, 10)).astype(dtype)
     d = rng.standard_normal((1024, 10)).astype(dtype)
     xs = rng.standard_normal((2, 2, 256, 1024)).astype(dtype)
+    xk, dk = rng.standard_normal((2048, 128)).astype(dtype), rng.standard_normal((2048, 10)).astype(dtype)
 
-    def f(x, w, d, xs):
-        return x @ w, d @ w.T, xs[0].transpose(0, 2, 1) @ w, (x * 2.0) @ w + gc.tanh(x) @ w
-    lowered = gc.jit(f).lower(x, w, d, xs)
+    def f(x, w, d, xs, xk, dk):
+        return (x @ w, d @ w.T, xs[0].transpose(0, 2, 1) @ w, (x * 2.0) @ w + gc.tanh(x) @ w,
+                xk.T @ dk, (xk * 2.0).T @ dk + gc.tanh(xk).T @ dk)
+    args = (x, w, d, xs, xk, dk)
+    lowered = gc.jit(f).lower(*args)
     src = lowered.c_source
-    assert src.count(", 2 threads of 512 rows") == 5, src
-    # (ta, tb, rows, beta); equal calls share one function
-    rows = {(c[0], c[1], c[2], c[11]) for c in gemm_calls(src) if "r * " in c[5]}
-    assert rows == {(0, 0, 512, 0), (0, 0, 512, 1), (0, 1, 512, 0), (1, 0, 512, 0)}, (rows, src)
-    got = lowered.compile()(x, w, d, xs)
-    x64, w64, d64, xs64 = (a.astype(np.float64) for a in (x, w, d, xs))
-    want = (x64 @ w64, d64 @ w64.T, xs64[0].transpose(0, 2, 1) @ w64,
-            (x64 * 2) @ w64 + np.tanh(x64) @ w64)
+    assert src.count(", 2 threads of 512 rows") == 5 and src.count(", 2 threads, 1024 of k each") == 3, src
+    # (ta, tb, rows, k, beta) of the block calls; equal calls share one function
+    blocks = {(c[0], c[1], c[2], c[4], c[11]) for c in gemm_calls(src) if "r * " in c[5]}
+    assert blocks == {(0, 0, 512, 256, 0), (0, 0, 512, 256, 1), (0, 1, 512, 10, 0),
+                      (1, 0, 512, 256, 0), (1, 0, 128, 1024, 0), (1, 0, 128, 1024, 1)}, (blocks, src)
+    got = lowered.compile()(*args)
+    x, w, d, xs, xk, dk = (a.astype(np.float64) for a in args)
+    want = (x @ w, d @ w.T, xs[0].transpose(0, 2, 1) @ w, (x * 2) @ w + np.tanh(x) @ w,
+            xk.T @ dk, (xk * 2).T @ dk + np.tanh(xk).T @ dk)
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for g, e in zip(got, want):
         np.testing.assert_allclose(g, e, rtol=tol, atol=tol * 100)

@@ -9,7 +9,6 @@ import numpy as np
 from . import plan as P
 
 PARALLEL_MIN = 1 << 16     # loop points below which a second thread costs more than it saves
-PARTIALS_MAX_BYTES = 16384  # per-thread copies of a reduction's output kept on the stack, at most
 
 CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
           "bool": "uint8_t"}
@@ -335,7 +334,7 @@ class Emitter:
             if accum[r.id] == 0 and r.prim.c != "sum":
                 return 1
             if accum[r.id] is None and loop.vars[0] in self._reduced_vars(r, loop) \
-                    and threads * r.nbytes > PARTIALS_MAX_BYTES:
+                    and threads * r.nbytes > P.PARTIALS_MAX_BYTES:
                 return 1
         return threads
 
@@ -509,12 +508,12 @@ def _is_point(index, node, loop):
 
 def _matmul(em, node, into=None, beta=0):
     """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products). A
-    product split into blocks of rows runs one block per thread (plan.row_blocks)."""
+    product shared among threads runs one block of rows or of k per thread (plan.thread_blocks);
+    blocks of k after the first go to copies on the stack, added to C after."""
     a, b = node.inputs
     m, k, n = P.product_shape(node)
     batch = int(np.prod(node.shape[:-2], dtype=np.int64))
-    blocks = P.row_blocks(node, em.threads)
-    rows = m // blocks
+    axis, blocks = P.thread_blocks(node, em.threads)
     f = "f" if node.dtype == np.float32 else "d"
     operands = []
     for x, nrows, cols in ((a, m, k), (b, k, n)):
@@ -524,28 +523,50 @@ def _matmul(em, node, into=None, beta=0):
         operands.append((pointer, int(trans), ld, nrows * cols))
     (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
     into = into or node
-    threads = f", {blocks} threads of {rows} rows" if blocks > 1 else ""
+    rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks)
+    shared = {"rows": f", {blocks} threads of {rows} rows", "k": f", {blocks} threads, {depth} of k "
+              f"each", "": ""}[axis]
     em.out(f"/* {em.names[into.id]} {'+' if beta else ''}= matmul {em.names[a.id]} "
-           f"{em.names[b.id]}{threads}  ({node.loc}) */")
-    if blocks > 1 or P.is_small_product(node):
-        slot = em.jit_slot(f, (ta, tb, rows, n, k, lda, ldb, n, beta))
-        gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
-    else:
-        gemm = f"gradc_gemm_{f}("
-    # A block of rows of op(A) starts `rows` columns on when A is stored transposed.
-    a_block = f" + r * {rows if ta else rows * lda}" if blocks > 1 else ""
-    c_block = f" + r * {rows * n}" if blocks > 1 else ""
-    call = (f"{gemm}{ta}, {tb}, {rows}, {n}, {k}, {pa} + bi * {sa}{a_block}, {lda}, "
-            f"{pb} + bi * {sb}, {ldb}, {beta}, {em.ptr(into)} + bi * {m * n}{c_block}, {n});")
-    if blocks == 1:
-        em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) {call}")
+           f"{em.names[b.id]}{shared}  ({node.loc}) */")
+    c = f"{em.ptr(into)} + bi * {m * n}"
+    if axis == "rows":      # a block of rows of op(A) starts `rows` columns on if A is transposed
+        pa, c = f"{pa} + r * {rows if ta else rows * lda}", f"{c} + r * {rows * n}"
+    elif axis == "k":
+        pa = f"{pa} + r * {depth * lda if ta else depth}"
+        pb = f"{pb} + r * {depth if tb else depth * ldb}"
+        part = f"part_{em.names[into.id]}"
+        em.out("{")
+        em.out(f"{ctype(node.dtype)} {part}[{blocks - 1}][{batch * m * n}];", 2)
+        c = f"(r ? {part}[r - 1] + bi * {m * n} : {c})"
+
+    def call(beta):
+        if axis or P.is_small_product(node):
+            slot = em.jit_slot(f, (ta, tb, rows, n, depth, lda, ldb, n, beta))
+            gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
+        else:
+            gemm = f"gradc_gemm_{f}("
+        return (f"for (int64_t bi = 0; bi < {batch}; bi++) {gemm}{ta}, {tb}, {rows}, {n}, "
+                f"{depth}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, {ldb}, {beta}, {c}, {n});")
+
+    if not axis:
+        em.out(call(beta))
         return
-    em.out(f"GRADC_PARALLEL({blocks})")
-    em.out("{")
-    em.out("const int64_t t = gradc_thread(), nt = gradc_threads();", 2)
-    em.out(f"for (int64_t r = t; r < {blocks}; r += nt)", 2)      # fewer threads: more blocks each
-    em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) {call}", 3)
-    em.out("}")
+    indent = 2 if axis == "k" else 1
+    em.out(f"GRADC_PARALLEL({blocks})", indent)
+    em.out("{", indent)
+    em.out("const int64_t t = gradc_thread(), nt = gradc_threads();", indent + 1)
+    em.out(f"for (int64_t r = t; r < {blocks}; r += nt) {{", indent + 1)   # fewer threads: more
+    if axis == "k" and beta:                                                 # blocks each
+        em.out(f"if (r) {call(0)}", indent + 2)
+        em.out(f"else {call(beta)}", indent + 2)
+    else:
+        em.out(call(0 if axis == "k" else beta), indent + 2)
+    em.out("}", indent + 1)
+    em.out("}", indent)
+    if axis == "k":
+        em.out(f"for (int64_t q = 0; q < {batch * m * n}; q++) "
+               f"for (int p = 0; p < {blocks - 1}; p++) {em.ptr(into)}[q] += {part}[p][q];", 2)
+        em.out("}")
 
 
 def _index_loop(em, node, indices, dims, wrap, body):

@@ -22,6 +22,7 @@ ALIGN = 64
 # 16x64x64 0.78 us vs 1.0 us through cblas; 64x256x784 needs both threads (96 vs 159 us).
 SMALL_GEMM_OUTPUT = 8192         # elements of the product
 SMALL_GEMM_MACS = 1 << 21        # multiply-adds
+PARTIALS_MAX_BYTES = 16384       # per-thread copies of a result kept on the stack, at most
 
 
 def domain_of(shape):
@@ -60,17 +61,24 @@ def is_small_product(node):
     return is_small_shape(*product_shape(node))
 
 
-def row_blocks(node, threads):
-    """How many blocks of rows a product runs in, one per thread: 1, or `threads` for a product
-    too big for one thread whose blocks are small products (MKL's kernel for the block's shape).
+def thread_blocks(node, threads):
+    """How a product is shared among threads: ("rows", threads) for one too big for one thread
+    whose blocks of rows are small products, ("k", threads) for one small only by its output whose
+    blocks of k are small (each thread adds its part to a copy on the stack), else ("", 1). Each
+    block runs MKL's kernel for its shape.
 
     NOTE: measured inside the mlp[1024] kernel (MKL, 2 cores): 1024x10x256 42 -> 31 us and
-    1024x256x10 77 -> 42 us against cblas's own threads; a thread's rows are also the rows the
-    loops before and after it handle on that core."""
+    1024x256x10 77 -> 42 us against cblas's own threads; 256x10x1024 68 -> 37 us against one
+    thread. A thread's rows are also the rows the loops before and after it handle on that core."""
     m, k, n = product_shape(node)
-    if threads < 2 or is_small_product(node) or m % threads:
-        return 1
-    return threads if is_small_shape(m // threads, k, n) else 1
+    if threads < 2:
+        return "", 1
+    if not is_small_product(node) and m % threads == 0 and is_small_shape(m // threads, k, n):
+        return "rows", threads
+    copies = (threads - 1) * node.size * node.dtype.itemsize
+    if m * n * k >= SMALL_GEMM_MACS and k % threads == 0 and copies <= PARTIALS_MAX_BYTES:
+        return "k", threads
+    return "", 1
 
 
 def is_source(node):
