@@ -1,7 +1,8 @@
 """How time is measured: steady-state per-call time, and setup (trace + compile + first call).
 
 `measure(call)` warms up, picks a batch size so one batch lasts about `batch_s` (from the
-median warm-up call, so one slow call does not shrink every batch to a single call), then times
+median warm-up call, so one slow call does not shrink every batch to a single call; picked
+again if a batch turns out four times shorter than that), then times
 batches until the budget is spent (at least `min_batches`), with the garbage collector off.
 It reports the median per-call time over batches and the spread (interquartile range over
 median), and how many cores other processes kept busy meanwhile (`background_cores`, from
@@ -49,10 +50,14 @@ def measure(call, budget_s=0.8, min_batches=5, warmup_s=0.1, batch_s=0.02, max_b
             call()
             warm.append(time.perf_counter() - t0)
         n = max(1, round(batch_s / statistics.median(warm[-100:])))   # calls per batch
-        times = []
+        times, recalibrated = [], 0
         deadline = start + budget_s
         while len(times) < min_batches or (time.perf_counter() < deadline and len(times) < max_batches):
             times.append(_batch(call, n) / n)
+            # NOTE: a warm-up cut short by a few slow first calls (seen once: 3 calls, then
+            # batches of 1 call of a 0.2 ms function) picks batches far too short; start over.
+            if n * times[-1] < batch_s / 4 and recalibrated < 3:
+                n, times, recalibrated = max(1, round(batch_s / times[-1])), [], recalibrated + 1
         elapsed = time.perf_counter() - start
         background = (machine_busy_s() - busy0 - (time.process_time() - own0)) / elapsed
     finally:

@@ -1,0 +1,20 @@
+"""The benchmark's clock (bench/timing.py): batch sizes follow the steady state, not the first calls."""
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import timing  # noqa: E402
+
+
+def test_slow_first_calls_do_not_leave_batches_of_one_call():
+    calls = []
+
+    def call():                       # three slow first calls (a cold start), then fast ones
+        calls.append(None)
+        time.sleep(0.04 if len(calls) <= 3 else 0.0002)
+
+    r = timing.measure(call, budget_s=0.3, min_batches=3, warmup_s=0.02, batch_s=0.02)
+    assert r["batch_size"] >= 20, r["batch_size"]          # ~100 calls of 0.2 ms per 20 ms batch
+    assert r["median_s"] < 0.002, r["median_s"]           # the slow calls are not in the median
+    assert r["batches"] >= 3
