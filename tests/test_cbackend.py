@@ -1396,8 +1396,10 @@ def test_small_products_get_one_jit_slot_per_shape():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sums_of_products_accumulate_in_place(dtype):
-    """The gradient of a weight shared by the steps of an unrolled loop is a sum of products: one
-    GEMM per step adds into the gradient's memory (beta = 1), no loop adds partial products."""
+    """The gradient of a weight shared by the steps of an unrolled loop is a sum of products: the
+    terms whose operands are values the plan places side by side run as one GEMM over the stacked
+    k (stack.py); the term reading xs[0] adds into the same memory (beta = 1); no loop adds
+    partial products."""
     rng = np.random.default_rng(RNG_SEED)
     W = (0.3 * rng.standard_normal((6, 6))).astype(dtype)
     xs = rng.standard_normal((5, 4, 6)).astype(dtype)
@@ -1411,13 +1413,56 @@ def test_sums_of_products_accumulate_in_place(dtype):
     lowered = gc.jit(gc.grad(loss)).lower(W, xs)
     src = lowered.c_source
     accumulating = [c for c in gemm_calls(src) if c[11] == 1]
-    assert len(accumulating) == 3 and len({c[9] for c in accumulating}) == 1, src
+    stacked = [c for c in gemm_calls(src) if c[4] == 3 * 4]          # k: 3 steps of 4 rows
+    assert "sum of 3 products stacked along k" in src, src
+    assert len(accumulating) == 1 and len(stacked) == 1 and accumulating[0][9] == stacked[0][9], src
     for nest in re.findall(r"loop over \[6, 6\].*?\n    \}", src, re.S):     # W^T copied once only
         assert " = add " not in nest, f"partial products added by a loop:\n{src}"
     got = lowered.compile()(W, xs)
     want = gc.jit(gc.grad(loss), backend="numpy")(W.astype(np.float64), xs.astype(np.float64))
     np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sums_of_products_stack_along_k(dtype, monkeypatch):
+    """sum_t U_t^T @ V_t runs as one GEMM over k stacked, when each side's blocks follow each
+    other in memory: slices of one input (in any order in the sum), or values the plan places
+    side by side (a group, shared by two sums). A term reading an input among values (h0), and a
+    sum whose blocks are also returned (their memory is the caller's), keep products of their own.
+    Blocks of k go to two threads only for inputs (written elsewhere), never for values written
+    step by step on one core."""
+    from gradc.cbackend import backend
+    monkeypatch.setattr(backend, "default_threads", lambda graph: 2)
+    rng = np.random.default_rng(RNG_SEED)
+    Wx, Wh = ((0.3 * rng.standard_normal(s)).astype(dtype) for s in ((5, 6), (6, 6)))
+    xs, h0 = rng.standard_normal((4, 3, 5)).astype(dtype), rng.standard_normal((3, 6)).astype(dtype)
+    us, vs = rng.standard_normal((8, 256, 64)).astype(dtype), rng.standard_normal((8, 256, 64)).astype(dtype)
+
+    def rnn(Wx, Wh, xs, h0):
+        h = h0
+        for t in range(4):
+            h = gc.tanh(xs[t] @ Wx + h @ Wh)
+        return gc.sum(h * h)
+
+    def f(Wx, Wh, xs, h0, us, vs):
+        grads = gc.grad(rnn, argnums=(0, 1))(Wx, Wh, xs, h0)
+        backwards = us[7].T @ vs[7]
+        for t in range(6, -1, -1):
+            backwards = backwards + us[t].T @ vs[t]
+        hs = [gc.tanh(xs[t] * 2.0) for t in range(3)]
+        returned = hs[0].T @ hs[0] + hs[1].T @ hs[1] + hs[2].T @ hs[2]
+        return grads, backwards, returned, hs
+    args = (Wx, Wh, xs, h0, us, vs)
+    lowered = gc.jit(f).lower(*args)
+    src = lowered.c_source
+    assert "sum of 4 products stacked along k " in src and "sum of 3 products stacked along k " in src, src
+    assert ("sum of 8 products stacked along k, 2 threads, 1024 of k each" in src) == (dtype == np.float32), src
+    assert src.count("stacked along k") == 3, src
+    got = lowered.compile()(*args)
+    want = gc.jit(f, backend="numpy")(*(a.astype(np.float64) for a in args))
+    assert_trees_close(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                       atol=1e-4 if dtype == np.float32 else 1e-10)
 
 
 def test_a_transposed_b_read_by_several_small_products_is_copied_once():

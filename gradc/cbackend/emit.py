@@ -119,6 +119,7 @@ class Emitter:
         self.consts = passed_consts(self.graph)
         self.jits = {}                   # "f"/"d" -> {GEMM shape: slot in the kernel's JIT table}
         self.partials = set()            # ids of reductions summed into per-thread copies
+        self.spread = set()              # ids of values written by all threads (in all caches)
 
     # ---- helpers ---------------------------------------------------------------------------------
     def out(self, line, indent=1):
@@ -226,7 +227,7 @@ class Emitter:
             if isinstance(step, P.Loop):
                 self.emit_loop(step)
             elif step.into is not None:
-                _matmul(self, step.node, into=step.into, beta=step.beta)
+                _matmul(self, step.node, into=step.into, beta=step.beta, terms=step.terms)
             else:
                 CALLS[step.node.prim.c](self, step.node)
             self.kernels += 1
@@ -258,6 +259,8 @@ class Emitter:
             trailing = reduced == loop.vars[depth:]
             accum[r.id] = (depth if (trailing and not flat) or (flat and depth == 0) else None)
         threads = self._threads_for(loop, reductions, accum)
+        if threads > 1:
+            self.spread.update(m.id for m in loop.members if m.id in self.plan.stored)
         # Sums into memory across the rows the threads split go to a copy per thread (partials).
         self.partials = {r.id for r in reductions if threads > 1 and accum[r.id] is None
                          and loop.vars[0] in self._reduced_vars(r, loop)}
@@ -506,14 +509,25 @@ def _is_point(index, node, loop):
 
 # ---- calls: one lowering per non-fused C form --------------------------------------------------------
 
-def _matmul(em, node, into=None, beta=0):
-    """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products). A
-    product shared among threads runs one block of rows or of k per thread (plan.thread_blocks);
-    blocks of k after the first go to copies on the stack, added to C after."""
+def _matmul(em, node, into=None, beta=0, terms=None):
+    """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products), or with
+    `terms` their sum as one product with the terms' operands stacked along k (stack.py; `node`
+    is the first term, whose operands start the stacked memory). A product shared among threads
+    runs one block of rows or of k per thread (plan.thread_blocks); blocks of k after the first go
+    to copies on the stack, added to C after."""
     a, b = node.inputs
     m, k, n = P.product_shape(node)
+    if terms:
+        k = sum(P.product_shape(t)[1] for t in terms)
     batch = int(np.prod(node.shape[:-2], dtype=np.int64))
-    axis, blocks = P.thread_blocks(node, em.threads)
+    # The operand read most decides whether its memory is spread over the cores' caches.
+    reads = [sum(t.inputs[i].size for t in terms or [node]) for i in (0, 1)]
+    most = node.inputs[int(reads[1] > reads[0])]
+    largest = em.plan.folded.get(most.id, (most,))[0]
+    axis, blocks = P.thread_blocks(node, em.threads, k,
+                                   spread=P.is_source(largest) or largest.id in em.spread)
+    if axis == "rows":
+        em.spread.add(into.id if into is not None else node.id)
     f = "f" if node.dtype == np.float32 else "d"
     operands = []
     for x, nrows, cols in ((a, m, k), (b, k, n)):
@@ -526,8 +540,9 @@ def _matmul(em, node, into=None, beta=0):
     rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks)
     shared = {"rows": f", {blocks} threads of {rows} rows", "k": f", {blocks} threads, {depth} of k "
               f"each", "": ""}[axis]
-    em.out(f"/* {em.names[into.id]} {'+' if beta else ''}= matmul {em.names[a.id]} "
-           f"{em.names[b.id]}{shared}  ({node.loc}) */")
+    what = (f"sum of {len(terms)} products stacked along k" if terms else
+            f"matmul {em.names[a.id]} {em.names[b.id]}")
+    em.out(f"/* {em.names[into.id]} {'+' if beta else ''}= {what}{shared}  ({node.loc}) */")
     c = f"{em.ptr(into)} + bi * {m * n}"
     if axis == "rows":      # a block of rows of op(A) starts `rows` columns on if A is transposed
         pa, c = f"{pa} + r * {rows if ta else rows * lda}", f"{c} + r * {rows * n}"
@@ -540,7 +555,7 @@ def _matmul(em, node, into=None, beta=0):
         c = f"(r ? {part}[r - 1] + bi * {m * n} : {c})"
 
     def call(beta):
-        if axis or P.is_small_product(node):
+        if axis or P.is_small_shape(m, k, n):
             slot = em.jit_slot(f, (ta, tb, rows, n, depth, lda, ldb, n, beta))
             gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
         else:

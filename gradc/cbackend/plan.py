@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import repeated_value
+from .stack import stacked_sums
 
 ELEMENTWISE = ("unary", "binary", "ternary", "compare")
 VIEWS = ("reshape", "broadcast", "transpose", "slice")     # C forms that only remap indices
@@ -61,7 +62,7 @@ def is_small_product(node):
     return is_small_shape(*product_shape(node))
 
 
-def thread_blocks(node, threads):
+def thread_blocks(node, threads, k=None, spread=True):
     """How a product is shared among threads: ("rows", threads) for one too big for one thread
     whose blocks of rows are small products, ("k", threads) for one small only by its output whose
     blocks of k are small (each thread adds its part to a copy on the stack), else ("", 1). Each
@@ -69,14 +70,18 @@ def thread_blocks(node, threads):
 
     NOTE: measured inside the mlp[1024] kernel (MKL, 2 cores): 1024x10x256 42 -> 31 us and
     1024x256x10 77 -> 42 us against cblas's own threads; 256x10x1024 68 -> 37 us against one
-    thread. A thread's rows are also the rows the loops before and after it handle on that core."""
-    m, k, n = product_shape(node)
+    thread. A thread's rows are also the rows the loops before and after it handle on that core.
+    Blocks of k only if the operands are `spread` over the cores' caches (inputs, or written by
+    all threads): rnn[64]'s stacked weight gradients, written step by step on one core, took
+    263 -> 303 us split. `k` overrides the product's own (a stacked sum's)."""
+    m, k_own, n = product_shape(node)
+    k = k or k_own
     if threads < 2:
         return "", 1
-    if not is_small_product(node) and m % threads == 0 and is_small_shape(m // threads, k, n):
+    if not is_small_shape(m, k, n) and m % threads == 0 and is_small_shape(m // threads, k, n):
         return "rows", threads
     copies = (threads - 1) * node.size * node.dtype.itemsize
-    if m * n * k >= SMALL_GEMM_MACS and k % threads == 0 and copies <= PARTIALS_MAX_BYTES:
+    if spread and m * n * k >= SMALL_GEMM_MACS and k % threads == 0 and copies <= PARTIALS_MAX_BYTES:
         return "k", threads
     return "", 1
 
@@ -98,11 +103,15 @@ class Loop:
 class Call:
     """A node lowered on its own: matmul (BLAS), gather, scatter_add, concatenate, ...; a matmul
     with `into` is one term of a sum of products, written (beta 0) or added (beta 1) into the
-    memory of the sum `into`."""
+    memory of the sum `into`; with `terms`, the terms of a stacked sum (stack.py) as one GEMM."""
     node: object
     index: int
     into: object = None
     beta: int = 0
+    terms: list = None
+
+    def reads(self):
+        return [x for term in (self.terms or [self.node]) for x in term.inputs]
 
 
 @dataclass
@@ -216,6 +225,17 @@ def build_plan(graph):
     materialize |= {n.id for n in nodes if n.id in outputs and is_view(n)}
 
     term_of, absorbed = _product_sums(nodes, outputs)
+    terms_of = {}
+    for node in nodes:
+        if node.id in term_of:
+            terms_of.setdefault(term_of[node.id].id, (term_of[node.id], []))[1].append(node)
+    # Values a group may place side by side: computed here, with memory of their own.
+    special = set(absorbed) | {root.id for root, _ in terms_of.values()} \
+        | {resolve(o, alias_of).id for o in graph.outputs} | {n.id for n in alias_of.values()}
+    stacks, groups = stacked_sums(terms_of, folded, lambda n: not (
+        is_source(n) or is_view(n) or is_flat_reshape(n) or n.id in special))
+    position = {n.id: i for i, n in enumerate(nodes)}
+    last_term = {s.root.id: max(s.terms, key=lambda t: position[t.id]) for s in stacks.values()}
     steps, step_of, loops_by_domain, first_write = [], {}, {}, {}
     for node in nodes:
         if is_source(node) or is_flat_reshape(node) or (is_view(node) and node.id not in materialize) \
@@ -223,7 +243,14 @@ def build_plan(graph):
             continue
         if node.id in term_of:          # the sum's value is complete after its last term
             root = term_of[node.id]
-            steps.append(Call(node, len(steps), root, int(root.id in first_write)))
+            stack = stacks.get(root.id)
+            if stack is not None and node in stack.terms:
+                if node is not last_term[root.id]:
+                    continue            # computed by the stack's one GEMM, once all are ready
+                steps.append(Call(stack.terms[0], len(steps), root, int(root.id in first_write),
+                                  stack.terms))
+            else:
+                steps.append(Call(node, len(steps), root, int(root.id in first_write)))
             first_write.setdefault(root.id, len(steps) - 1)
             step_of[root.id] = len(steps) - 1
             continue
@@ -253,7 +280,7 @@ def build_plan(graph):
     for step in steps:
         if isinstance(step, Call):
             stored.add((step.into or step.node).id)
-            for inp in step.node.inputs:
+            for inp in step.reads():
                 stored.add(resolve(folded.get(inp.id, (inp,))[0], alias_of).id)
             continue
         for member in step.members:
@@ -275,7 +302,7 @@ def build_plan(graph):
             output_of[owner.id] = i
 
     offsets, workspace = _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded,
-                                         materialize, first_write)
+                                         materialize, first_write, groups)
     return Plan(graph, steps, step_of, stored, alias_of, offsets, workspace, folded, output_of,
                 output_copies, materialize)
 
@@ -326,36 +353,47 @@ def _touched(node, alias_of, folded, materialized):
 
 
 def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, materialized,
-                    first_write):
-    """Workspace offsets for intermediate values; memory of dead values is reused (first fit)."""
+                    first_write, groups):
+    """Workspace offsets for intermediate values; memory of dead values is reused (first fit). The
+    values of a group (stack.py) share one block, side by side in the group's order, live from
+    the first one's write to the last one's last read."""
     last_use = {}
     for step in steps:
-        for node in ([step.node] if isinstance(step, Call) else step.members):
-            for inp in node.inputs:
-                for dep in _touched(inp, alias_of, folded, materialized):
-                    last_use[dep.id] = max(last_use.get(dep.id, -1), step.index)
+        for inp in (step.reads() if isinstance(step, Call) else
+                    [x for m in step.members for x in m.inputs]):
+            for dep in _touched(inp, alias_of, folded, materialized):
+                last_use[dep.id] = max(last_use.get(dep.id, -1), step.index)
     by_id = {n.id: n for n in graph.nodes}
     position = {n.id: i for i, n in enumerate(graph.nodes)}    # ties in schedule order: the
-    intermediate = sorted((s for s in stored if s not in output_of),   # same C for the same graph
-                          key=lambda s: (first_write.get(s, step_of[s]), position[s]))
-    free, offsets, live, end = [], {}, [], 0
-    for node_id in intermediate:
-        start = first_write.get(node_id, step_of[node_id])
-        for item in [x for x in live if last_use.get(x[0], step_of[x[0]]) < start]:
+    start = {s: first_write.get(s, step_of[s]) for s in stored}  # same C for the same graph
+    end = {s: last_use.get(s, step_of[s]) for s in stored}
+    units = {s: [s] for s in stored if s not in output_of}       # first member -> members
+    for group in groups:
+        for s in group:
+            units.pop(s, None)
+        units[group[0]] = group
+        start[group[0]] = min(start[s] for s in group)
+        end[group[0]] = max(end[s] for s in group)
+    free, offsets, live, top = [], {}, [], 0
+    for unit in sorted(units, key=lambda s: (start[s], position[s])):
+        for item in [x for x in live if end[x[0]] < start[unit]]:
             live.remove(item)
             free.append((item[1], item[2]))
-        size = _aligned(by_id[node_id].nbytes)
+        members = units[unit]
+        stride = by_id[unit].nbytes
+        size = _aligned(stride * len(members))
         slot = next((f for f in sorted(free) if f[1] >= size), None)
         if slot is None:
-            offset, end = end, end + size
+            offset, top = top, top + size
         else:
             free.remove(slot)
             offset = slot[0]
             if slot[1] > size:
                 free.append((offset + size, slot[1] - size))
-        offsets[node_id] = offset
-        live.append((node_id, offset, size))
-    return offsets, end
+        for i, s in enumerate(members):
+            offsets[s] = offset + i * stride
+        live.append((unit, offset, size))
+    return offsets, top
 
 
 def _aligned(nbytes):
