@@ -38,6 +38,10 @@ def measure(engine_name, workload_name, mode, quick=False):
         return {**res, "status": "unavailable", "error": _error(e)}
     res["import_s"] = time.perf_counter() - t0
     inputs = inputs_for(workload)
+    # NOTE: making the inputs runs NumPy products; NumPy's OpenBLAS threads then spin on the other
+    # core for ~0.1 s (perf: 31% of a warm mlp[1024] setup in blas_thread_server). No engine
+    # should pay for that, so the clock starts after they are asleep.
+    time.sleep(0.3)
     stage = "setup"
     try:
         res["setup_s"], call, (value, grads) = timing.time_setup(engine.setup, workload, inputs)
