@@ -267,12 +267,13 @@ class Emitter:
         self.out(f"/* loop over {list(domain)}: {names}"
                  + (f" ({threads} threads) */" if threads > 1 else " */"))
         for r in reductions:
-            if r.id in self.partials:
-                self._init_partials(r, threads)
-            elif accum[r.id] is None:
+            if accum[r.id] is None and r.id not in self.partials:
                 self._init_reduction_memory(r)
         self.out("{")
         indent = 2
+        for r in reductions:                # in the loop's block: stack space is reused after it
+            if r.id in self.partials:
+                self._init_partials(r, threads, indent)
         outer_vars = ["i"] if flat else loop.vars
         bounds = [int(np.prod(domain))] if flat else list(domain)
         self._open_accumulators(reductions, accum, 0, indent)
@@ -412,13 +413,13 @@ class Emitter:
         self.out(f"for (int64_t k = 0; k < {r.size}; k++) {self.ptr(r)}[k] = {self._init_value(r)};"
                  f"  {self.comment(r)}")
 
-    def _init_partials(self, r, threads):
+    def _init_partials(self, r, threads, indent):
         """A copy of r's output per thread, on the stack; copies of threads OpenMP did not start
         keep the initial value, so combining all of them is always right."""
         name = f"part_{self.names[r.id]}"
-        self.out(f"{ctype(r.dtype)} {name}[{threads}][{r.size}];  {self.comment(r)}")
+        self.out(f"{ctype(r.dtype)} {name}[{threads}][{r.size}];  {self.comment(r)}", indent)
         self.out(f"for (int p = 0; p < {threads}; p++) for (int64_t k = 0; k < {r.size}; k++) "
-                 f"{name}[p][k] = {self._init_value(r)};")
+                 f"{name}[p][k] = {self._init_value(r)};", indent)
 
     def _combine_partials(self, r, threads, indent):
         """r's output from the per-thread copies, combined in thread order (results do not depend
