@@ -59,10 +59,12 @@ GRADC_SIMD double pow(double, double);
 int omp_get_thread_num(void);
 int omp_get_num_threads(void);
 #define GRADC_PARALLEL(n) GRADC_PRAGMA(omp parallel num_threads(n))
+#define GRADC_BARRIER GRADC_PRAGMA(omp barrier)
 static inline int64_t gradc_thread(void) { return omp_get_thread_num(); }
 static inline int64_t gradc_threads(void) { return omp_get_num_threads(); }
 #else
 #define GRADC_PARALLEL(n)
+#define GRADC_BARRIER
 static inline int64_t gradc_thread(void) { return 0; }
 static inline int64_t gradc_threads(void) { return 1; }
 #endif

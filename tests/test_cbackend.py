@@ -1432,8 +1432,9 @@ def test_sums_of_products_stack_along_k(dtype, monkeypatch):
     sum whose blocks are also returned (their memory is the caller's), keep products of their own.
     Blocks of k go to two threads only for inputs (written elsewhere), never for values written
     step by step on one core."""
-    from gradc.cbackend import backend
+    from gradc.cbackend import backend, split
     monkeypatch.setattr(backend, "default_threads", lambda graph: 2)
+    monkeypatch.setattr(split, "SPLIT_MIN_WORK", 1 << 62)      # the sums as they run unsplit
     rng = np.random.default_rng(RNG_SEED)
     Wx, Wh = ((0.3 * rng.standard_normal(s)).astype(dtype) for s in ((5, 6), (6, 6)))
     xs, h0 = rng.standard_normal((4, 3, 5)).astype(dtype), rng.standard_normal((3, 6)).astype(dtype)

@@ -7,8 +7,7 @@ import re
 import numpy as np
 
 from . import plan as P
-
-PARALLEL_MIN = 1 << 16     # loop points below which a second thread costs more than it saves
+from . import split as split_module
 
 CTYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
           "bool": "uint8_t"}
@@ -111,7 +110,7 @@ class Emitter:
         self.names = names               # node id -> jaxpr-style letter name
         self.lines = []
         self.kernels = 0
-        self.threads = threads           # OpenMP threads for loops of PARALLEL_MIN points or more
+        self.threads = threads           # OpenMP threads for loops of P.PARALLEL_MIN points or more
         self.static = static             # the kernel is file-local (AOT modules)
         self.flat_index = None           # "i" inside a flat loop
         self.ptr_types = {}              # pointer name -> its C type, e.g. "const float *"
@@ -330,7 +329,7 @@ class Emitter:
     def _threads_for(self, loop, reductions, accum):
         """Threads for a loop: only big ones, and only if every reduction can be split by rows."""
         size = int(np.prod(loop.domain)) if loop.domain else 1
-        if self.threads < 2 or size < PARALLEL_MIN or not loop.domain:
+        if self.threads < 2 or size < P.PARALLEL_MIN or not loop.domain:
             return 1
         outer = size if (len(loop.domain) > 1 and self._flat_ok(loop)) else loop.domain[0]
         threads = min(self.threads, outer)
@@ -723,6 +722,100 @@ def outline(blocks, ptr_types, prefix):
         note = first[first.index("/*"):] if "/*" in first else ""
         body.append(f"    if ((rc = {fn_names[text]}({args}))) return rc;  {note}")
     return functions, body
+
+
+# ---- the batch split's driver: blocks of the batch's rows on threads (split.py) -----------------
+
+def split_driver(split, name, block_name, block_workspace, static=False):
+    """`int NAME(void **args, void *work)` running `block_name` (the block graph's kernel) once per
+    block of rows, the blocks shared among threads, each with its own part of the workspace.
+    Batched inputs and outputs pass a block's rows: a pointer into the array where the rows are one
+    run of memory, else a copy. Block 0 writes partial sums and replicated outputs into the outputs,
+    the others into their workspace; the partial sums are added after, in block order, so results
+    do not depend on the number of threads. Returns (C text, workspace bytes)."""
+    g, blk, blocks = split.graph, split.block, split.blocks
+    consts = passed_consts(g)
+    arg_of = {c.id: len(g.inputs) + j for j, c in enumerate(consts)}
+    block_consts = passed_consts(blk)
+    offset = P.aligned(block_workspace)
+    body, after, partials = [], [], []
+
+    def runs(node, axis):
+        """(runs, bytes of a block's run, bytes of the whole array's run) of a batched array."""
+        inner = int(np.prod(node.shape[axis + 1:], dtype=np.int64)) * node.dtype.itemsize
+        return (int(np.prod(node.shape[:axis], dtype=np.int64)), split.rows * inner,
+                split.size * inner)
+
+    for i, node in enumerate(g.inputs):
+        axis = split.input_axis(i)
+        if axis is None:
+            body.append(f"a[{i}] = args[{i}];  /* {node.name or i}: replicated */")
+            continue
+        count, run, whole = runs(node, axis)
+        if count == 1:
+            body.append(f"a[{i}] = (char *)args[{i}] + r * {run};  /* {node.name or i}: rows of "
+                        f"block r */")
+            continue
+        body.append(f"for (int64_t o = 0; o < {count}; o++) memcpy(bw + {offset} + o * {run}, "
+                    f"(const char *)args[{i}] + o * {whole} + r * {run}, {run});  /* "
+                    f"{node.name or i}: rows of block r, copied */")
+        body.append(f"a[{i}] = bw + {offset};")
+        offset += P.aligned(count * run)
+    for j, c in enumerate(block_consts):
+        body.append(f"a[{len(blk.inputs) + j}] = args[{arg_of[split.origin.get(c.id, c).id]}];")
+    base = len(g.inputs) + len(consts)
+    for i, node in enumerate(g.outputs):
+        k, label = len(blk.inputs) + len(block_consts) + i, split.output_label(i)
+        if label is None or label == split_module.PARTIAL:
+            kind = "partial sum" if label else "replicated"
+            body.append(f"a[{k}] = r ? (void *)(bw + {offset}) : args[{base + i}];  /* output {i}: "
+                        f"{kind} */")
+            if label:
+                partials.append((node, base + i, offset))
+            offset += P.aligned(node.nbytes)
+            continue
+        count, run, whole = runs(node, label)
+        if count == 1:
+            body.append(f"a[{k}] = (char *)args[{base + i}] + r * {run};  /* output {i}: rows of "
+                        f"block r */")
+            continue
+        body.append(f"a[{k}] = bw + {offset};  /* output {i}: rows of block r, copied after */")
+        after.append(f"for (int64_t o = 0; o < {count}; o++) memcpy((char *)args[{base + i}] + "
+                     f"o * {whole} + r * {run}, bw + {offset} + o * {run}, {run});")
+        offset += P.aligned(count * run)
+    stride = P.aligned(offset)
+    n_args = len(blk.inputs) + len(block_consts) + len(g.outputs)
+    lines = [f"/* the batch of {split.size} rows as {blocks} blocks of {split.rows}, one "
+             f"{block_name} each, shared among threads */",
+             f"{'static ' if static else ''}int {name}(void **args, void *work)", "{",
+             "    char *ws = (char *)work;",
+             f"    int rc[{blocks}] = {{0}};",
+             f"    GRADC_PARALLEL({blocks})", "    {",
+             "        const int64_t t = gradc_thread(), nt = gradc_threads();",
+             f"        for (int64_t r = t; r < {blocks}; r += nt) {{",
+             f"            char *bw = ws + r * {stride};",
+             f"            void *a[{n_args}];"]
+    lines += ["            " + line for line in body]
+    lines.append(f"            rc[r] = {block_name}(a, bw);")
+    lines += ["            " + line for line in after]
+    lines.append("        }")
+    if partials:
+        lines.append("        GRADC_BARRIER")
+    for node, arg, off in partials:
+        ct = ctype(node.dtype)
+        lines += [f"        {{  /* output {arg - base}: block 0's sum + the others', each thread a "
+                  f"range */",
+                  f"            {ct} *out = ({ct} *)args[{arg}];",
+                  f"            const int64_t lo = {node.size} * t / nt, hi = {node.size} * (t + 1) "
+                  f"/ nt;",
+                  f"            for (int64_t b = 1; b < {blocks}; b++) {{",
+                  f"                const {ct} *part = (const {ct} *)(ws + b * {stride} + {off});",
+                  "                for (int64_t q = lo; q < hi; q++) out[q] += part[q];",
+                  "            }", "        }"]
+    lines += ["    }",
+              f"    for (int b = 0; b < {blocks}; b++) if (rc[b]) return rc[b];",
+              "    return GRADC_OK;", "}"]
+    return "\n".join(lines), blocks * stride
 
 
 def generate(graph, plan, name, names, threads=1, static=False):

@@ -23,6 +23,7 @@ ALIGN = 64
 # 16x64x64 0.78 us vs 1.0 us through cblas; 64x256x784 needs both threads (96 vs 159 us).
 SMALL_GEMM_OUTPUT = 8192         # elements of the product
 SMALL_GEMM_MACS = 1 << 21        # multiply-adds
+PARALLEL_MIN = 1 << 16           # loop points below which a second thread costs more than it saves
 PARTIALS_MAX_BYTES = 16384       # per-thread copies of a result kept on the stack, at most
 
 
@@ -381,7 +382,7 @@ def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, 
             free.append((item[1], item[2]))
         members = units[unit]
         stride = by_id[unit].nbytes
-        size = _aligned(stride * len(members))
+        size = aligned(stride * len(members))
         slot = next((f for f in sorted(free) if f[1] >= size), None)
         if slot is None:
             offset, top = top, top + size
@@ -396,7 +397,7 @@ def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, 
     return offsets, top
 
 
-def _aligned(nbytes):
+def aligned(nbytes):
     return max(ALIGN, (nbytes + ALIGN - 1) // ALIGN * ALIGN)
 
 
