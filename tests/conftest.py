@@ -78,3 +78,15 @@ def assert_close_scalar(a, b, dtype, magnitude, what=""):
     dtype = np.dtype(dtype)
     tol = RTOL[dtype] * max(1.0, magnitude) + ATOL[dtype]
     assert abs(float(a) - float(b)) <= tol, f"{what}: {float(a)!r} != {float(b)!r} (tol {tol:g})"
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("gradc_cache_shared")
+
+
+@pytest.fixture
+def isolated_cache(shared_cache, monkeypatch):
+    """C builds go to a temporary cache, never the user's ~/.cache/gradc."""
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(shared_cache))
+    monkeypatch.delenv("GRADC_CACHE_MAX_MB", raising=False)

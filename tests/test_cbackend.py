@@ -28,21 +28,10 @@ REPO = Path(gc.__file__).resolve().parent.parent
 RNG_SEED = 1234
 
 
-pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC") or "cc") is None
-                                and shutil.which("gcc") is None,
-                                reason="no C compiler on this machine")
-
-
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("gradc_cache_shared")
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(shared_cache, monkeypatch):
-    """Every test compiles into a temporary cache, never the user's ~/.cache/gradc."""
-    monkeypatch.setenv("GRADC_CACHE_DIR", str(shared_cache))
-    monkeypatch.delenv("GRADC_CACHE_MAX_MB", raising=False)
+pytestmark = [pytest.mark.skipif(shutil.which(os.environ.get("CC") or "cc") is None
+                                 and shutil.which("gcc") is None,
+                                 reason="no C compiler on this machine"),
+              pytest.mark.usefixtures("isolated_cache")]
 
 
 @pytest.fixture
