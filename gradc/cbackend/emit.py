@@ -740,27 +740,31 @@ def split_driver(split, name, block_name, block_workspace, static=False):
     offset = P.aligned(block_workspace)
     body, after, partials = [], [], []
 
-    def runs(node, axis):
-        """(runs, bytes of a block's run, bytes of the whole array's run) of a batched array."""
+    def pass_rows(k, arg, node, axis, what, copy_in):
+        """a[k] = block r's rows of a batched array: a pointer into it where they are one run of
+        memory, else a copy in the block's workspace (made before the call for an input, copied
+        out after it for an output)."""
+        nonlocal offset
         inner = int(np.prod(node.shape[axis + 1:], dtype=np.int64)) * node.dtype.itemsize
-        return (int(np.prod(node.shape[:axis], dtype=np.int64)), split.rows * inner,
-                split.size * inner)
+        count, run, whole = int(np.prod(node.shape[:axis], dtype=np.int64)), split.rows * inner, \
+            split.size * inner
+        if count == 1:
+            body.append(f"a[{k}] = (char *)args[{arg}] + r * {run};  /* {what}: rows of block r */")
+            return
+        array, copy = f"(char *)args[{arg}] + o * {whole} + r * {run}", f"bw + {offset} + o * {run}"
+        dst, src = (copy, array) if copy_in else (array, copy)
+        (body if copy_in else after).append(
+            f"for (int64_t o = 0; o < {count}; o++) memcpy({dst}, {src}, {run});  /* {what}: rows "
+            f"of block r, copied */")
+        body.append(f"a[{k}] = bw + {offset};  /* {what}: in the block's workspace */")
+        offset += P.aligned(count * run)
 
     for i, node in enumerate(g.inputs):
         axis = split.input_axis(i)
         if axis is None:
             body.append(f"a[{i}] = args[{i}];  /* {node.name or i}: replicated */")
-            continue
-        count, run, whole = runs(node, axis)
-        if count == 1:
-            body.append(f"a[{i}] = (char *)args[{i}] + r * {run};  /* {node.name or i}: rows of "
-                        f"block r */")
-            continue
-        body.append(f"for (int64_t o = 0; o < {count}; o++) memcpy(bw + {offset} + o * {run}, "
-                    f"(const char *)args[{i}] + o * {whole} + r * {run}, {run});  /* "
-                    f"{node.name or i}: rows of block r, copied */")
-        body.append(f"a[{i}] = bw + {offset};")
-        offset += P.aligned(count * run)
+        else:
+            pass_rows(i, i, node, axis, node.name or i, copy_in=True)
     for j, c in enumerate(block_consts):
         body.append(f"a[{len(blk.inputs) + j}] = args[{arg_of[split.origin.get(c.id, c).id]}];")
     base = len(g.inputs) + len(consts)
@@ -773,16 +777,8 @@ def split_driver(split, name, block_name, block_workspace, static=False):
             if label:
                 partials.append((node, base + i, offset))
             offset += P.aligned(node.nbytes)
-            continue
-        count, run, whole = runs(node, label)
-        if count == 1:
-            body.append(f"a[{k}] = (char *)args[{base + i}] + r * {run};  /* output {i}: rows of "
-                        f"block r */")
-            continue
-        body.append(f"a[{k}] = bw + {offset};  /* output {i}: rows of block r, copied after */")
-        after.append(f"for (int64_t o = 0; o < {count}; o++) memcpy((char *)args[{base + i}] + "
-                     f"o * {whole} + r * {run}, bw + {offset} + o * {run}, {run});")
-        offset += P.aligned(count * run)
+        else:
+            pass_rows(k, base + i, node, label, f"output {i}", copy_in=False)
     stride = P.aligned(offset)
     n_args = len(blk.inputs) + len(block_consts) + len(g.outputs)
     lines = [f"/* the batch of {split.size} rows as {blocks} blocks of {split.rows}, one "
