@@ -80,7 +80,7 @@ def find_split(graph, blocks):
 def _build(graph, blocks, size, input_axes):
     rows = size // blocks
     labels, block, origin = {}, {}, {}
-    builder = _Builder(size, rows, block, origin)
+    builder = _Builder(rows, block, origin)
     for node, axis in zip(graph.inputs, input_axes):
         labels[node.id] = axis
         block[node.id] = node if axis is None else builder.node(node, (), axis)
@@ -190,8 +190,8 @@ def _partial_label(node, ins):
 class _Builder:
     """Makes the block graph's nodes: batched nodes with the batch axis shortened to `rows`."""
 
-    def __init__(self, size, rows, block, origin):
-        self.size, self.rows, self.block, self.origin = size, rows, block, origin
+    def __init__(self, rows, block, origin):
+        self.rows, self.block, self.origin = rows, block, origin
 
     def node(self, node, inputs, axis, params=None):
         shape = list(node.shape)
