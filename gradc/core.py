@@ -156,6 +156,11 @@ def origin(loc, phase):
         _origin[0] = saved
 
 
+def tracing():
+    """Whether a transform is tracing now (gc.jit, gc.grad, ... anywhere up the call stack)."""
+    return bool(_trace_stack)
+
+
 def top_trace(args):
     """The innermost trace among the tracers in args, or None."""
     best = None

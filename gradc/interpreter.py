@@ -47,15 +47,22 @@ def _run(graph, inputs):
 def replay(graph, inputs):
     """Re-applies graph's nodes through core.bind: records them into the enclosing trace (inside
     gc.jit or another transform) or onto the eager tape (gc.Tensor inputs)."""
-    env = {node.id: value for node, value in zip(graph.inputs, inputs)}
+    env = {node.id: _as_input(value, node) for node, value in zip(graph.inputs, inputs)}
     trace = core.top_trace(inputs)
     for node in graph.nodes:
         if node.prim.name == "input":
             continue
-        if node.prim.name == "const":    # stays a node when tracing, so it is not folded eagerly
-            value = node.params["value"]
-            env[node.id] = value if trace is None else core.Tracer(trace.node_of(value), trace)
-            continue
-        with core.origin(node.loc, node.phase):
+        with core.origin(node.loc, node.phase):    # replayed nodes keep the line that made them
+            if node.prim.name == "const":    # stays a node when tracing, so it is not folded eagerly
+                value = node.params["value"]
+                env[node.id] = value if trace is None else core.Tracer(trace.node_of(value), trace)
+                continue
             env[node.id] = core.bind(node.prim, *[env[i.id] for i in node.inputs], **node.params)
     return [env[out.id] for out in graph.outputs]
+
+
+def _as_input(value, node):
+    """A concrete argument (a Python scalar, a list) as an array of its input node's dtype."""
+    if isinstance(value, (core.Tracer, np.ndarray)) or type(value).__name__ == "Tensor":
+        return value
+    return np.asarray(value, dtype=node.dtype)

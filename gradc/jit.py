@@ -239,7 +239,9 @@ class Jitted:
             self._signature = None
         self._cache = {}
         self._fast = None          # Compiled.fast_path() of the last signature called
-        functools.update_wrapper(self, fn)
+        # NOTE: updated=(): fn's __dict__ may be another Jitted's (through a transform's wraps);
+        # merging it would replace this one's state with the inner function's.
+        functools.update_wrapper(self, fn, updated=())
 
     def _bind(self, args, kwargs):
         if self._signature is None:
@@ -324,8 +326,10 @@ class Jitted:
                 return out
         args, kwargs = self._bind(args, kwargs)
         leaves, tree, statics = self._split(args, kwargs)
-        if any(isinstance(leaf, core.Tracer) or type(leaf).__name__ == "Tensor" for leaf in leaves):
-            return self.fn(*args, **kwargs)     # inside another transform: trace through
+        # Inside another transform (or on gc.Tensor values) trace through: fn joins the enclosing
+        # graph, which also covers a fn that closes over the enclosing trace's values.
+        if core.tracing() or any(type(leaf).__name__ == "Tensor" for leaf in leaves):
+            return self.fn(*args, **kwargs)
         key = (tree, statics, tuple(_signature_of(leaf) for leaf in leaves))
         try:
             compiled = self._cache.get(key)

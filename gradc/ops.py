@@ -190,13 +190,11 @@ def where(condition, x, y):
         condition = lift_const(trace, condition)
     if condition.dtype != dtypes.bool_:
         condition = not_equal(condition, 0)
-    weak = _weak(x) and _weak(y)
     x, y = _promote(x, y)
     shape = broadcast_shapes("where", condition.shape, x.shape, y.shape)
-    out = bind(P.where, broadcast_to(condition, shape), broadcast_to(x, shape), broadcast_to(y, shape))
-    if weak and isinstance(out, core.Tracer):
-        out.weak = True
-    return out
+    # NOTE: the result is a strongly typed array even when x and y are Python scalars, as
+    # np.where's is (NEP 50): where(c, 1.0, 2.0) * x_f32 is float64.
+    return bind(P.where, broadcast_to(condition, shape), broadcast_to(x, shape), broadcast_to(y, shape))
 
 
 def clip(x, lo=None, hi=None):

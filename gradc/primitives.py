@@ -119,7 +119,9 @@ sub = define(Primitive("sub", "binary", np.subtract, _same_shape("sub"),
 mul = binary("mul", np.multiply, lambda x, y, out: [y, x], "({0} * {1})")
 div = binary("div", np.divide, lambda x, y, out: [1 / y, -out / y], "({0} / {1})")
 pow = binary("pow", np.power,
-             lambda x, y, out: [G.where(y == 0, 0, y * G.power(x, y - 1)),   # d x**0 = 0, at 0 too
+             # NOTE: each where's untaken branch reads safe inputs (x -> 1), so that its own
+             # derivative is finite too: d2/dx2 x**0 at 0 is 0, not 0 * inf.
+             lambda x, y, out: [G.where(y == 0, 0, y * G.power(G.where(y == 0, 1, x), y - 1)),
                                 G.where(x > 0, out * G.log(G.where(x > 0, x, 1)), 0)],
              {"f": "pow{f}({0}, {1})", "i": "(({ctype})pow((double){0}, (double){1}))"})
 # Ties split the gradient equally, as PyTorch does.

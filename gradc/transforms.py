@@ -50,9 +50,13 @@ class _Traced:
         self.leaves, self.in_tree = tree_flatten((tuple(args), dict(kwargs)))
         self.trace = core.Trace()
         self.trace.__enter__()
-        self.inputs = [self.trace.new_input(*abstract(leaf)) for leaf in self.leaves]
-        a, kw = tree_unflatten(self.in_tree, self.inputs)
-        self.out = fn(*a, **kw)
+        try:
+            self.inputs = [self.trace.new_input(*abstract(leaf)) for leaf in self.leaves]
+            a, kw = tree_unflatten(self.in_tree, self.inputs)
+            self.out = fn(*a, **kw)
+        except BaseException:
+            self.abort()     # an error in fn must not leave this trace open for later calls
+            raise
 
     def close(self, outputs, extra_inputs=()):
         """Ends tracing; returns the graph from (inputs, extra_inputs, captured) to outputs."""
@@ -142,7 +146,7 @@ def value_and_grad(fn=None, argnums=0, has_aux=False):
     if fn is None:
         return functools.partial(value_and_grad, argnums=argnums, has_aux=has_aux)
 
-    @functools.wraps(fn)
+    @functools.wraps(fn, updated=())
     def wrapped(*args, **kwargs):
         value, grads, aux = _value_and_grad(fn, argnums, has_aux, args, kwargs, "value_and_grad")
         return ((value, aux), grads) if has_aux else (value, grads)
@@ -158,7 +162,7 @@ def grad(fn=None, argnums=0, has_aux=False):
     if fn is None:
         return functools.partial(grad, argnums=argnums, has_aux=has_aux)
 
-    @functools.wraps(fn)
+    @functools.wraps(fn, updated=())
     def wrapped(*args, **kwargs):
         _, grads, aux = _value_and_grad(fn, argnums, has_aux, args, kwargs, "grad")
         return (grads, aux) if has_aux else grads
@@ -234,7 +238,7 @@ def jacobian(fn, argnums=0, mode="rev"):
     if mode not in ("rev", "fwd"):
         raise ValueError(f"jacobian: mode must be 'rev' or 'fwd', got {mode!r}")
 
-    @functools.wraps(fn)
+    @functools.wraps(fn, updated=())
     def jac(*args):
         nums = _normalize_argnums(argnums, len(args), "jacobian")
         results = [_jacobian_one(fn, args, n, mode) for n in nums]

@@ -106,7 +106,9 @@ def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None,
     link = (blas_flags() if blas else []) + vec_link + ["-lm"]
     # Comments (node names, the user's file:line) do not change the library: not in the key.
     code = _COMMENT.sub("", source)
-    key = hashlib.sha256("\0".join([code, compiler_identity(cc), " ".join(flags + link), __version__,
+    # The headers the source includes are part of what it is.
+    key = hashlib.sha256("\0".join([code, headers_identity(), compiler_identity(cc),
+                                    " ".join(flags + link), __version__,
                                     machine_identity()]).encode()).hexdigest()[:32]
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -152,17 +154,27 @@ def toolchain_identity():
                       __version__, generator_identity(), machine_identity()])
 
 
+def _hash_files(paths):
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def headers_identity():
+    """A hash of csrc/'s headers, which every generated source includes."""
+    return _hash_files(CSRC.glob("*.h"))
+
+
 @functools.lru_cache(maxsize=None)
 def generator_identity():
     """A hash of the code that writes and compiles the C (this package's backend, the primitive
     table, the C headers): the warm-start index skips generating C, so without this an edited
     checkout of one version would keep loading kernels the old code wrote."""
     package = Path(__file__).resolve().parent.parent
-    files = sorted([*package.glob("cbackend/*.py"), package / "primitives.py", *CSRC.glob("*.h")])
-    h = hashlib.sha256()
-    for path in files:
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
+    return _hash_files([*package.glob("cbackend/*.py"), package / "primitives.py",
+                        *CSRC.glob("*.h")])
 
 
 def read_index(graph_key):

@@ -300,10 +300,15 @@ class Emitter:
             low, high = ("lo", "hi") if k == 0 and threads > 1 else ("0", d)
             self.out(f"for (int64_t {v} = {low}; {v} < {high}; {v}++) {{", indent)
             indent += 1
-        if not flat:
+        # Sums over axes of length 1 only accumulate one point: opened and stored at the innermost
+        # level (with no loop at all, depth 0 is the level below).
+        innermost = not flat and len(domain) > 0
+        if innermost:
             self._open_accumulators(reductions, accum, len(domain), indent)
         for member in loop.members:
             self.emit_member(member, loop, indent, accum)
+        if innermost:
+            self._close_accumulators(reductions, accum, len(domain), indent, loop)
         for k in range(len(outer_vars), 0, -1):
             indent -= 1
             self.out("}", indent)

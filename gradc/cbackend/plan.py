@@ -224,6 +224,9 @@ def build_plan(graph):
             elif is_view(inp):
                 materialize.add(inp.id)
     materialize |= {n.id for n in nodes if n.id in outputs and is_view(n)}
+    # A view that another step needs in memory is read from there by its products too: `folded`
+    # is keyed by the view, so every reader of a folded view would read the unviewed memory.
+    folded = {k: v for k, v in folded.items() if k not in materialize}
 
     term_of, absorbed = _product_sums(nodes, outputs)
     terms_of = {}
