@@ -91,9 +91,30 @@ def _normalize_argnums(argnums, nargs, what):
 
 # ---- grad / value_and_grad -----------------------------------------------------------------------
 
+def _holds_tensor(arg):
+    from .eager import Tensor
+    return any(isinstance(leaf, Tensor) for leaf in tree_flatten(arg)[0])
+
+
+def _only(fn, args, kwargs, nums):
+    """fn as a function of args[nums] alone: the other arguments (and keyword arguments) stay what
+    they are, so a Python int stays an int (`params[i % n]`), as in autograd."""
+    def of_differentiated(*values):
+        full = list(args)
+        for n, value in zip(nums, values):
+            full[n] = value
+        return fn(*full, **kwargs)
+    return of_differentiated
+
+
 def _value_and_grad(fn, argnums, has_aux, args, kwargs, what):
-    nums = _normalize_argnums(argnums, len(args), what)
-    t = _traced(fn, args, kwargs)
+    requested = _normalize_argnums(argnums, len(args), what)
+    differentiated = list(dict.fromkeys(requested))      # each argument traced once
+    # gc.Tensor arguments stay inputs too, so the eager engine records the result for backward().
+    positions = differentiated + [i for i, a in enumerate(args)
+                                  if i not in differentiated and _holds_tensor(a)]
+    t = _traced(_only(fn, args, kwargs, positions), [args[n] for n in positions], {})
+    nums = range(len(differentiated))
     try:
         out, aux = t.out, None
         if has_aux:
@@ -107,7 +128,8 @@ def _value_and_grad(fn, argnums, has_aux, args, kwargs, what):
         wrt_index = [i for n in nums for i in t.arg_leaf_range(n)]
         for i in wrt_index:
             if t.inputs[i].dtype.kind != "f":
-                raise TypeError(f"{what}: argument {_arg_of(t, i)} has dtype {t.inputs[i].dtype}; "
+                raise TypeError(f"{what}: argument {positions[_arg_of(t, i)]} has dtype "
+                                f"{t.inputs[i].dtype}; "
                                 "only float arguments can be differentiated")
         seed = np.ones((), value.dtype)
         grads = backward_pass(t.trace, [value], [seed], [t.inputs[i].node for i in wrt_index])
@@ -125,6 +147,7 @@ def _value_and_grad(fn, argnums, has_aux, args, kwargs, what):
     for n in nums:
         _, tree = tree_flatten(t.in_tree_args()[n])
         per_arg.append(tree_unflatten(tree, [next(grads) for _ in range(tree.num_leaves)]))
+    per_arg = [per_arg[differentiated.index(n)] for n in requested]
     grads_out = per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
     aux_out = tree_unflatten(aux_tree, aux_values) if has_aux else None
     return value, grads_out, aux_out

@@ -465,3 +465,41 @@ def test_nep50_weak_python_scalars(backend):
     assert out.dtype == np.float64, "a float64 array upcasts float32, as NumPy"
     g = gc.grad(lambda w: gc.sum(w * 0.5))(np.ones(3, np.float32))
     assert g.dtype == np.float32
+
+
+# ---- arguments a transform does not differentiate stay what they are (API.md section 8) ----------
+
+def test_undifferentiated_int_argument_stays_an_int():
+    seen = []
+
+    def objective(params, it):
+        seen.append(type(it))
+        return gc.sum(params[it % 2:] * 3.0) + float(it)
+    g = gc.grad(objective)(np.array([1.0, 2.0]), 3)
+    np.testing.assert_array_equal(g, [0.0, 3.0])
+    assert seen == [int]
+    value, g = gc.value_and_grad(objective)(np.array([1.0, 2.0]), 2)
+    assert float(value) == 11.0 and g.tolist() == [3.0, 3.0]
+
+
+def test_static_argnums_reach_inner_transforms():
+    inner = gc.grad(lambda p, i: gc.sum(p[i:] ** 2))
+    f = gc.jit(lambda p, i: inner(p, i), static_argnums=1)
+    p = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(f(p, 1), [0.0, 4.0, 6.0])
+    np.testing.assert_array_equal(f(p, 2), [0.0, 0.0, 6.0])
+
+
+def test_repeated_and_reordered_argnums():
+    f = lambda a, b: a * b * b       # noqa: E731
+    ga, gb = gc.grad(f, argnums=(1, 0))(2.0, 3.0)
+    assert (float(ga), float(gb)) == (12.0, 9.0)
+    g1, g2 = gc.grad(f, argnums=(0, 0))(2.0, 3.0)
+    assert float(g1) == float(g2) == 9.0
+
+
+def test_tensor_argument_not_differentiated_stays_on_the_tape():
+    t = gc.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    g = gc.grad(lambda x, t: gc.sum(x * t * t))(np.array([3.0, 4.0]), t)
+    gc.sum(g).backward()
+    np.testing.assert_array_equal(t.grad, 2 * t.numpy())
