@@ -171,7 +171,7 @@ class Export:
 
     def io(self):
         """(inputs, outputs): lists of (C type, C name, gradc type string, readable name)."""
-        from .cbackend.emit import ctype
+        from .cbackend.csyntax import ctype
         graph, low = self.lowered.graph, self.lowered
         out_names = leaf_names("out", low.out_tree)
         out_c = [f"out{i}" for i in range(len(graph.outputs))]
@@ -465,7 +465,7 @@ class Built:
 
 def _c_array(values, dtype):
     """Comma-separated C literals of a flat array, packed into ~96-column lines."""
-    from .cbackend.emit import literal
+    from .cbackend.csyntax import literal
     dtype = np.dtype(dtype)
     items = []
     for v in values:
@@ -484,7 +484,7 @@ def _c_array(values, dtype):
 
 def _export_definitions(module, export):
     """Constants, the kernel and the public entry points of one export, as C text."""
-    from .cbackend.emit import ctype
+    from .cbackend.csyntax import ctype
     code, s, m = export.code, export.symbol, module.macro
     inputs, outputs = export.io()
     out = [f"/* ---- {s}: {export.name} from {export.where} ---- */", ""]
@@ -728,7 +728,7 @@ def _tree_literal(treedef):
 
 def _python_wrapper(module, package):
     """Source of the generated `<name>.py`: the runtime above, a _Kernel and a def per export."""
-    from .cbackend.emit import ctype
+    from .cbackend.csyntax import ctype
     ext = f"._{module.name}" if package else f"_{module.name}"
     lines = [f'"""{module.name}: NumPy functions calling the compiled C of the gradc module '
              f'{module.name!r}.',

@@ -15,7 +15,9 @@ except ImportError:
 
 from . import blas, build, emit, split
 from ..ir import repeated_value
-from .plan import build_plan
+from .csyntax import passed_consts
+from .driver import split_driver
+from .lower import lower
 
 KERNEL = "gradc_kernel"
 _ffi = cffi.FFI()
@@ -63,21 +65,19 @@ class CSource:
         threads = default_threads(lowered.graph) if threads is None else threads
         graph = lowered.graph
         self.graph = graph
-        self.split = split.choose(graph, threads)
+        self.plan = lower(graph, threads)
+        self.split = self.plan.split
+        block = self.plan.graph
         if self.split is None:
-            self.plan = build_plan(graph)
-            body, self.kernels, self.consts = emit.generate(graph, self.plan, name,
-                                                            _names(graph), threads, static)
+            body, self.kernels = emit.generate(self.plan, name, _names(graph), static)
             self.workspace_bytes = self.plan.workspace_bytes
         else:       # blocks of the batch on threads: one kernel for a block, run by a driver
-            block = self.split.block
-            self.plan = build_plan(block)
-            body, self.kernels, _ = emit.generate(block, self.plan, f"{name}_block",
-                                                  _names(block), 1, static=True)
-            driver, self.workspace_bytes = emit.split_driver(
+            body, self.kernels = emit.generate(self.plan, f"{name}_block", _names(block),
+                                               static=True)
+            driver, self.workspace_bytes = split_driver(
                 self.split, name, f"{name}_block", self.plan.workspace_bytes, static)
             body = body + "\n\n" + driver
-            self.consts = emit.passed_consts(graph)
+        self.consts = passed_consts(graph)
         self.function = body     # the kernel alone, with its helpers (for AOT)
         fn_name = getattr(lowered.fn, "__name__", "function")
         self.source = "\n".join([
@@ -159,7 +159,7 @@ class CExecutable:
         self.fn = getattr(self.lib, KERNEL)
         self.out_specs = [(n.shape, n.dtype) for n in graph.outputs]
         self.const_arrays = [np.ascontiguousarray(n.params["value"])
-                             for n in emit.passed_consts(graph)]
+                             for n in passed_consts(graph)]
         self.const_ptrs = [_from_buffer(a) for a in self.const_arrays]
         self.workspace_bytes = facts["workspace_bytes"]
         self._local = threading.local()

@@ -1,5 +1,6 @@
-"""Lowering plan for the C backend: which nodes fuse into which loop nest, which values need memory,
-and where each lives in the workspace (reused by liveness). Pure analysis, no C text.
+"""The C backend's plan of a graph and its vocabulary: which nodes fuse into which loop nest, which
+values need memory, where each lives in the workspace, how each step runs (threads, blocking). The
+passes of lower.py fill it in; emit.py walks it. No C text here.
 
 Vocabulary: elementwise nodes and reductions are *members* of a Loop over an iteration domain;
 views (broadcast, transpose, slice, reshapes that only add or drop 1s) are index maps folded into
@@ -11,8 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir import repeated_value
-from .stack import stacked_sums
+from ..ir import _letters, repeated_value
 
 ELEMENTWISE = ("unary", "binary", "ternary", "compare")
 VIEWS = ("reshape", "broadcast", "transpose", "slice")     # C forms that only remap indices
@@ -94,22 +94,35 @@ def is_source(node):
 @dataclass
 class Loop:
     """One fused loop nest over `domain`: elementwise members computed per point, reductions
-    accumulated across it."""
+    accumulated across it. The schedule pass fills in how it runs: `flat` (one loop over all
+    points), `threads`, `accum` (reduction id -> depth of its local accumulator, None: it sums
+    into memory) and `partials` (reductions summed into a copy per thread)."""
     domain: tuple
     index: int
     members: list = field(default_factory=list)
+    flat: bool = False
+    threads: int = 1
+    accum: dict = field(default_factory=dict)
+    partials: frozenset = frozenset()
+
+    @property
+    def vars(self):
+        return [f"i{k}" for k in range(len(self.domain))]
 
 
 @dataclass
 class Call:
     """A node lowered on its own: matmul (BLAS), gather, scatter_add, concatenate, ...; a matmul
     with `into` is one term of a sum of products, written (beta 0) or added (beta 1) into the
-    memory of the sum `into`; with `terms`, the terms of a stacked sum (stack.py) as one GEMM."""
+    memory of the sum `into`; with `terms`, the terms of a stacked sum (stack.py) as one GEMM.
+    The schedule pass sets `blocks` for a product shared among threads (`axis` "rows" or "k")."""
     node: object
     index: int
     into: object = None
     beta: int = 0
     terms: list = None
+    axis: str = ""
+    blocks: int = 1
 
     def reads(self):
         return [x for term in (self.terms or [self.node]) for x in term.inputs]
@@ -117,17 +130,79 @@ class Call:
 
 @dataclass
 class Plan:
+    """The C lowering of one graph, filled in pass by pass (lower.PASSES); emission walks it."""
     graph: object
-    steps: list                 # Loop and Call, in execution order
-    step_of: dict               # node id -> index of the step that computes it
-    stored: set                 # ids of computed nodes whose values live in memory
-    alias_of: dict              # flat reshape id -> the node whose memory it reinterprets
-    offsets: dict               # node id -> workspace byte offset (intermediate values)
-    workspace_bytes: int
-    folded: dict                # matmul operand id -> (stored node, transposed, element offset)
-    output_of: dict             # stored node id -> output index it is written to directly
-    output_copies: list         # (output index, node) copied after the steps
-    materialized: set           # ids of views computed into memory
+    threads: int = 1            # OpenMP threads the kernel may use
+    split: object = None        # the batch split (split.py); `graph` is then its block graph
+    folded: dict = field(default_factory=dict)      # matmul operand id -> (stored node,
+    #                                                 transposed, element offset)
+    materialized: set = field(default_factory=set)  # ids of views computed into memory
+    alias_of: dict = field(default_factory=dict)    # flat reshape id -> node whose memory it is
+    term_of: dict = field(default_factory=dict)     # matmul id -> the sum of products it adds to
+    absorbed: set = field(default_factory=set)      # adds of sums of products (no step)
+    stacks: dict = field(default_factory=dict)      # sum id -> Stack (one GEMM over stacked k)
+    groups: list = field(default_factory=list)      # node ids placed side by side (stack.py)
+    steps: list = field(default_factory=list)       # Loop and Call, in execution order
+    step_of: dict = field(default_factory=dict)     # node id -> index of the step computing it
+    first_write: dict = field(default_factory=dict)  # sum id -> first step writing its memory
+    stored: set = field(default_factory=set)        # computed nodes whose values live in memory
+    output_of: dict = field(default_factory=dict)   # stored node id -> output index it writes
+    output_copies: list = field(default_factory=list)   # (output index, node) copied at the end
+    offsets: dict = field(default_factory=dict)     # node id -> workspace byte offset
+    workspace_bytes: int = 0
+    spread: set = field(default_factory=set)        # ids of values written by all threads
+    outlined: dict = field(default_factory=dict)    # step index -> its repeated-step signature
+
+    def as_text(self):
+        """The plan, one step a line: what runs, on how many threads, where values live."""
+        names = {n.id: _letters(i) for i, n in enumerate(self.graph.nodes)}
+        lines = [f"plan: {len(self.steps)} steps, {self.workspace_bytes} bytes of workspace, "
+                 f"{self.threads} thread{'s' if self.threads > 1 else ''}" + (f", batch split in {self.split.blocks} blocks of "
+                                               f"{self.split.rows} rows" if self.split else "")]
+        functions = {}
+        for step in self.steps:
+            if isinstance(step, Loop):
+                how = [f"{step.threads} threads"] if step.threads > 1 else []
+                how += ["flat"] if step.flat else []
+                text = f"loop {list(step.domain)}" + (f" ({', '.join(how)})" if how else "")
+                parts = []
+                for m in step.members:
+                    part = f"{names[m.id]} = {m.prim.name}"
+                    if m.id in step.accum:
+                        depth = step.accum[m.id]
+                        part += (" [into memory]" if depth is None else f" [acc depth {depth}]") \
+                            + (" [per thread]" if m.id in step.partials else "")
+                    parts.append(part)
+                text += ": " + "; ".join(parts)
+            else:
+                node = step.node
+                text = f"call {node.prim.c} {names[node.id]}"
+                if step.terms:
+                    text += f" (sum of {len(step.terms)} products stacked along k)"
+                if step.into is not None:
+                    text += f" {'+' if step.beta else ''}= into {names[step.into.id]}"
+                if step.blocks > 1:
+                    text += f" ({step.blocks} threads by {step.axis})"
+                folded = [f"{names[x.id]} as {names[base.id]}" + ("^T" if trans else "")
+                          + (f"+{offset}" if offset else "")
+                          for x in node.inputs if x.id in self.folded
+                          for base, trans, offset in [self.folded[x.id]]
+                          if base is not x or trans or offset]
+                text += f" [reads {', '.join(folded)}]" if folded else ""
+            key = self.outlined.get(step.index)
+            if key is not None:
+                functions.setdefault(key, len(functions))
+                text += f"  -> outlined step{functions[key]}"
+            lines.append(f"  {step.index:>3}: {text}")
+        where = []
+        for node in self.graph.nodes:
+            if node.id in self.output_of:
+                where.append(f"{names[node.id]}:out{self.output_of[node.id]}")
+            elif node.id in self.offsets:
+                where.append(f"{names[node.id]}:ws+{self.offsets[node.id]}")
+        if where:
+            lines.append("  memory: " + " ".join(where))
+        return "\n".join(lines)
 
 
 def resolve(node, alias_of):
@@ -194,210 +269,6 @@ def contiguous_slice_offset(node):
             return None
     strides = [int(np.prod(x.shape[d + 1:], dtype=np.int64)) for d in range(len(x.shape))]
     return sum(start * stride for start, stride in zip(p["starts"], strides))
-
-
-def build_plan(graph):
-    nodes = graph.nodes
-    outputs = {o.id for o in graph.outputs}
-    alias_of = {n.id: n.inputs[0] for n in nodes if n.prim.c == "reshape" and is_flat_reshape(n)}
-
-    # Views that must be computed into memory: outputs, inputs of calls, inputs of flat reshapes.
-    folded, materialize = {}, set()
-    # NOTE: MKL's JIT kernel for 16x64x64 with B transposed runs at 105 GFLOP/s vs 179
-    # untransposed: a B^T that several small products read is copied once instead of folded
-    # (rnn[64]: 293 -> 264 us, its 63 dh @ Wh^T products).
-    transposed_b = {}
-    for node in nodes:
-        if node.prim.c == "matmul" and node.inputs[1].prim.c == "transpose" \
-                and is_small_product(node):
-            transposed_b[node.inputs[1].id] = transposed_b.get(node.inputs[1].id, 0) + 1
-    for node in nodes:
-        if is_flat_reshape(node) and is_view(node.inputs[0]):
-            materialize.add(node.inputs[0].id)
-        if is_source(node) or is_fusible(node) or is_reduction(node) or is_view(node) \
-                or is_flat_reshape(node):
-            continue
-        for inp in node.inputs:
-            operand = _matmul_operand(inp) if node.prim.c == "matmul" else None
-            if operand is not None and transposed_b.get(inp.id, 0) < 2:
-                folded[inp.id] = operand
-            elif is_view(inp):
-                materialize.add(inp.id)
-    materialize |= {n.id for n in nodes if n.id in outputs and is_view(n)}
-    # A view that another step needs in memory is read from there by its products too: `folded`
-    # is keyed by the view, so every reader of a folded view would read the unviewed memory.
-    folded = {k: v for k, v in folded.items() if k not in materialize}
-
-    term_of, absorbed = _product_sums(nodes, outputs)
-    terms_of = {}
-    for node in nodes:
-        if node.id in term_of:
-            terms_of.setdefault(term_of[node.id].id, (term_of[node.id], []))[1].append(node)
-    # Values a group may place side by side: computed here, with memory of their own.
-    special = set(absorbed) | {root.id for root, _ in terms_of.values()} \
-        | {resolve(o, alias_of).id for o in graph.outputs} | {n.id for n in alias_of.values()}
-    stacks, groups = stacked_sums(terms_of, folded, lambda n: not (
-        is_source(n) or is_view(n) or is_flat_reshape(n) or n.id in special))
-    position = {n.id: i for i, n in enumerate(nodes)}
-    last_term = {s.root.id: max(s.terms, key=lambda t: position[t.id]) for s in stacks.values()}
-    steps, step_of, loops_by_domain, first_write = [], {}, {}, {}
-    for node in nodes:
-        if is_source(node) or is_flat_reshape(node) or (is_view(node) and node.id not in materialize) \
-                or node.id in absorbed:
-            continue
-        if node.id in term_of:          # the sum's value is complete after its last term
-            root = term_of[node.id]
-            stack = stacks.get(root.id)
-            if stack is not None and node in stack.terms:
-                if node is not last_term[root.id]:
-                    continue            # computed by the stack's one GEMM, once all are ready
-                steps.append(Call(stack.terms[0], len(steps), root, int(root.id in first_write),
-                                  stack.terms))
-            else:
-                steps.append(Call(node, len(steps), root, int(root.id in first_write)))
-            first_write.setdefault(root.id, len(steps) - 1)
-            step_of[root.id] = len(steps) - 1
-            continue
-        if not (is_fusible(node) or is_reduction(node) or is_view(node)):
-            steps.append(Call(node, len(steps)))
-            step_of[node.id] = len(steps) - 1
-            continue
-        domain = domain_of(node.inputs[0].shape if is_reduction(node) else node.shape)
-        earliest = 0      # the loop must come after every step whose result it reads from memory
-        for base, same_point in dependencies(node, domain, materialize):
-            owner = resolve(base, alias_of)
-            if owner.id in step_of:
-                s = step_of[owner.id]
-                earliest = max(earliest, s if same_point and not is_reduction(owner) else s + 1)
-        candidates = [s for s in loops_by_domain.get(domain, []) if s >= earliest]
-        if candidates:
-            loop = steps[candidates[0]]
-        else:
-            loop = Loop(domain, len(steps))
-            steps.append(loop)
-            loops_by_domain.setdefault(domain, []).append(loop.index)
-        loop.members.append(node)
-        step_of[node.id] = loop.index
-
-    # Values that need memory: read by another step or at another point, reductions, outputs.
-    stored = set()
-    for step in steps:
-        if isinstance(step, Call):
-            stored.add((step.into or step.node).id)
-            for inp in step.reads():
-                stored.add(resolve(folded.get(inp.id, (inp,))[0], alias_of).id)
-            continue
-        for member in step.members:
-            if is_reduction(member):
-                stored.add(member.id)
-            for base, same_point in dependencies(member, step.domain, materialize):
-                owner = resolve(base, alias_of)
-                if not same_point or step_of.get(owner.id) != step.index:
-                    stored.add(owner.id)
-    stored |= {resolve(o, alias_of).id for o in graph.outputs}
-    stored = {s for s in stored if s in step_of}      # sources are memory already
-
-    output_of, output_copies = {}, []
-    for i, out in enumerate(graph.outputs):
-        owner = resolve(out, alias_of)
-        if is_source(owner) or owner.id in output_of or owner.id not in step_of:
-            output_copies.append((i, out))
-        else:
-            output_of[owner.id] = i
-
-    offsets, workspace = _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded,
-                                         materialize, first_write, groups)
-    return Plan(graph, steps, step_of, stored, alias_of, offsets, workspace, folded, output_of,
-                output_copies, materialize)
-
-
-def _product_sums(nodes, outputs):
-    """Trees of adds whose leaves are matmuls of the add's shape and dtype, each value read only
-    by the next add of its tree (so none needs memory of its own): {matmul id: the tree's root},
-    and the ids of the adds, which get no step."""
-    uses = {}
-    for node in nodes:
-        for inp in node.inputs:
-            uses[inp.id] = uses.get(inp.id, 0) + 1
-    terms, absorbed = {}, set()
-
-    def private(x, node):
-        return uses.get(x.id) == 1 and x.id not in outputs and x.shape == node.shape \
-            and x.dtype == node.dtype
-
-    for node in nodes:
-        if node.prim.name != "add" or node.dtype not in (np.float32, np.float64):
-            continue
-        parts = []
-        for x in node.inputs:
-            if private(x, node) and x.prim.c == "matmul":
-                parts.append([x])
-            elif private(x, node) and x.id in terms:
-                parts.append(terms[x.id])
-            else:
-                break
-        else:
-            terms[node.id] = parts[0] + parts[1]
-            absorbed.update(x.id for x in node.inputs)
-    roots = [n for n in nodes if n.id in terms and n.id not in absorbed]
-    return {m.id: root for root in roots for m in terms[root.id]}, set(terms)
-
-
-def _touched(node, alias_of, folded, materialized):
-    """Stored nodes a read of `node` touches, through folded operands, views and aliases."""
-    if node.id in folded:
-        node = folded[node.id][0]
-    out = []
-    while True:
-        node, _ = read_base(node, materialized)
-        out.append(node)
-        if node.id not in alias_of:
-            return out
-        node = alias_of[node.id]
-
-
-def _assign_offsets(graph, steps, step_of, stored, alias_of, output_of, folded, materialized,
-                    first_write, groups):
-    """Workspace offsets for intermediate values; memory of dead values is reused (first fit). The
-    values of a group (stack.py) share one block, side by side in the group's order, live from
-    the first one's write to the last one's last read."""
-    last_use = {}
-    for step in steps:
-        for inp in (step.reads() if isinstance(step, Call) else
-                    [x for m in step.members for x in m.inputs]):
-            for dep in _touched(inp, alias_of, folded, materialized):
-                last_use[dep.id] = max(last_use.get(dep.id, -1), step.index)
-    by_id = {n.id: n for n in graph.nodes}
-    position = {n.id: i for i, n in enumerate(graph.nodes)}    # ties in schedule order: the
-    start = {s: first_write.get(s, step_of[s]) for s in stored}  # same C for the same graph
-    end = {s: last_use.get(s, step_of[s]) for s in stored}
-    units = {s: [s] for s in stored if s not in output_of}       # first member -> members
-    for group in groups:
-        for s in group:
-            units.pop(s, None)
-        units[group[0]] = group
-        start[group[0]] = min(start[s] for s in group)
-        end[group[0]] = max(end[s] for s in group)
-    free, offsets, live, top = [], {}, [], 0
-    for unit in sorted(units, key=lambda s: (start[s], position[s])):
-        for item in [x for x in live if end[x[0]] < start[unit]]:
-            live.remove(item)
-            free.append((item[1], item[2]))
-        members = units[unit]
-        stride = by_id[unit].nbytes
-        size = aligned(stride * len(members))
-        slot = next((f for f in sorted(free) if f[1] >= size), None)
-        if slot is None:
-            offset, top = top, top + size
-        else:
-            free.remove(slot)
-            offset = slot[0]
-            if slot[1] > size:
-                free.append((offset + size, slot[1] - size))
-        for i, s in enumerate(members):
-            offsets[s] = offset + i * stride
-        live.append((unit, offset, size))
-    return offsets, top
 
 
 def aligned(nbytes):

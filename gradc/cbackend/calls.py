@@ -1,0 +1,168 @@
+"""C for the steps that are not fused loops, one lowering per C form of the primitive table:
+matmul (BLAS), gather, scatter_add, unslice, concatenate, argmax. Each takes the emitter and the
+plan's Call; how a product is shared among threads was decided by the schedule pass."""
+import numpy as np
+
+from . import plan as P
+from .csyntax import ctype
+from .loops import Affine, offset_of
+
+
+def matmul(em, step):
+    """C = A @ B, or with `into` and beta = 1, into += A @ B (a term of a sum of products), or with
+    `terms` their sum as one product with the terms' operands stacked along k (stack.py; the node
+    is the first term, whose operands start the stacked memory). A product shared among threads
+    runs one block of rows or of k per thread; blocks of k after the first go to copies on the
+    stack, added to C after."""
+    node, terms, beta, axis, blocks = step.node, step.terms, step.beta, step.axis, step.blocks
+    a, b = node.inputs
+    m, k, n = P.product_shape(node)
+    if terms:
+        k = sum(P.product_shape(t)[1] for t in terms)
+    batch = int(np.prod(node.shape[:-2], dtype=np.int64))
+    f = "f" if node.dtype == np.float32 else "d"
+    operands = []
+    for x, nrows, cols in ((a, m, k), (b, k, n)):
+        base, trans, offset = em.plan.folded.get(x.id, (x, False, 0))
+        ld = nrows if trans else cols
+        pointer = em.ptr(base) + (f" + {offset}" if offset else "")
+        operands.append((pointer, int(trans), ld, nrows * cols))
+    (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
+    into = step.into or node
+    rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks)
+    shared = {"rows": f", {blocks} threads of {rows} rows", "k": f", {blocks} threads, {depth} of k "
+              f"each", "": ""}[axis]
+    what = (f"sum of {len(terms)} products stacked along k" if terms else
+            f"matmul {em.names[a.id]} {em.names[b.id]}")
+    em.note(f"{em.names[into.id]} {'+' if beta else ''}= {what}{shared}  ({node.loc})")
+    c = f"{em.ptr(into)} + bi * {m * n}"
+    if axis == "rows":      # a block of rows of op(A) starts `rows` columns on if A is transposed
+        pa, c = f"{pa} + r * {rows if ta else rows * lda}", f"{c} + r * {rows * n}"
+    elif axis == "k":
+        pa = f"{pa} + r * {depth * lda if ta else depth}"
+        pb = f"{pb} + r * {depth if tb else depth * ldb}"
+        part = em.local("part", into)
+        em.out("{")
+        em.out(f"{ctype(node.dtype)} {part}[{blocks - 1}][{batch * m * n}];", 2)
+        c = f"(r ? {part}[r - 1] + bi * {m * n} : {c})"
+
+    def call(beta):
+        if axis or P.is_small_shape(m, k, n):
+            slot = em.jit_slot(f, (ta, tb, rows, n, depth, lda, ldb, n, beta))
+            gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
+        else:
+            gemm = f"gradc_gemm_{f}("
+        return (f"for (int64_t bi = 0; bi < {batch}; bi++) {gemm}{ta}, {tb}, {rows}, {n}, "
+                f"{depth}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, {ldb}, {beta}, {c}, {n});")
+
+    if not axis:
+        em.out(call(beta))
+        return
+    indent = 2 if axis == "k" else 1
+    em.out(f"GRADC_PARALLEL({blocks})", indent)
+    em.out("{", indent)
+    em.out("const int64_t t = gradc_thread(), nt = gradc_threads();", indent + 1)
+    em.out(f"for (int64_t r = t; r < {blocks}; r += nt) {{", indent + 1)   # fewer threads: more
+    if axis == "k" and beta:                                                 # blocks each
+        em.out(f"if (r) {call(0)}", indent + 2)
+        em.out(f"else {call(beta)}", indent + 2)
+    else:
+        em.out(call(0 if axis == "k" else beta), indent + 2)
+    em.out("}", indent + 1)
+    em.out("}", indent)
+    if axis == "k":
+        em.out(f"for (int64_t q = 0; q < {batch * m * n}; q++) "
+               f"for (int p = 0; p < {blocks - 1}; p++) {em.ptr(into)}[q] += {part}[p][q];", 2)
+        em.out("}")
+
+
+def _index_loop(em, node, indices, dims, wrap, body):
+    """Loop over the (broadcast) index arrays computing a checked row offset into dims."""
+    count = int(np.prod(indices[0].shape, dtype=np.int64))
+    em.out(f"for (int64_t s = 0; s < {count}; s++) {{", note=em.comment(node))
+    em.out("int64_t row = 0;", 2)
+    for idx, dim in zip(indices, dims):
+        em.out(f"{{ int64_t j = gradc_index((int64_t){em.ptr(idx)}[s], {dim}, {int(wrap)}); "
+               f"if (j < 0) return GRADC_ERR_INDEX; row = row * {dim} + j; }}", 2)
+    em.out(body, 2)
+    em.out("}")
+
+
+def gather(em, step):
+    node = step.node
+    x, *indices = node.inputs
+    rest = int(np.prod(x.shape[len(indices):], dtype=np.int64))
+    _index_loop(em, node, indices, x.shape[:len(indices)], node.params["wrap"],
+                f"for (int64_t r = 0; r < {rest}; r++) {em.ptr(node)}[s * {rest} + r] = "
+                f"{em.ptr(x)}[row * {rest} + r];")
+
+
+def scatter_add(em, step):
+    node = step.node
+    g, *indices = node.inputs
+    shape = node.params["shape"]
+    rest = int(np.prod(shape[len(indices):], dtype=np.int64))
+    em.out(f"memset({em.ptr(node)}, 0, {node.size} * sizeof({ctype(node.dtype)}));")
+    _index_loop(em, node, indices, shape[:len(indices)], node.params["wrap"],
+                f"for (int64_t r = 0; r < {rest}; r++) {em.ptr(node)}[row * {rest} + r] += "
+                f"{em.ptr(g)}[s * {rest} + r];")
+
+
+def _strided_copy(em, node, shape, dst, dst_index, src, src_index):
+    """Nested loops over shape copying src[src_index] to dst[dst_index] (Affine per dimension)."""
+    vars_ = [f"c{k}" for k in range(len(shape))]
+    index = [Affine(0, {v: 1}) for v in vars_]
+    depth = 1
+    for v, d in zip(vars_, shape):
+        em.out(f"for (int64_t {v} = 0; {v} < {d}; {v}++)", depth)
+        depth += 1
+    d_off = offset_of(dst_index(index), node.shape if dst_index else shape)
+    s_off = offset_of(src_index(index), src[1])
+    em.out(f"{dst}[{d_off.c()}] = {src[0]}[{s_off.c()}];", depth)
+
+
+def unslice(em, step):
+    node = step.node
+    x = node.inputs[0]
+    p = node.params
+    em.out(f"memset({em.ptr(node)}, 0, {node.size} * sizeof({ctype(node.dtype)}));",
+           note=em.comment(node))
+    _strided_copy(em, node, x.shape, em.ptr(node),
+                  lambda idx: [Affine(a).plus(i.scaled(s)) for i, a, s in
+                               zip(idx, p["starts"], p["steps"])],
+                  (em.ptr(x), x.shape), lambda idx: idx)
+
+
+def concatenate(em, step):
+    node = step.node
+    axis = node.params["axis"]
+    em.note(em.comment(node))
+    start = 0
+    for x in node.inputs:
+        _strided_copy(em, node, x.shape, em.ptr(node),
+                      lambda idx, s=start: [i.plus(Affine(s)) if k == axis else i
+                                            for k, i in enumerate(idx)],
+                      (em.ptr(x), x.shape), lambda idx: idx)
+        start += x.shape[axis]
+
+
+def argmax(em, step):
+    node = step.node
+    x = node.inputs[0]
+    axis = node.params["axis"]
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    n = x.shape[axis]
+    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    px, po = em.ptr(x), em.ptr(node)
+    em.out(f"for (int64_t o = 0; o < {outer}; o++) for (int64_t r = 0; r < {inner}; r++) {{",
+           note=em.comment(node))
+    em.out(f"int64_t best = 0; {ctype(x.dtype)} top = {px}[o * {n * inner} + r];", 2)
+    nan_first = " || (v != v && top == top)" if x.dtype.kind == "f" else ""   # NumPy: first NaN wins
+    em.out(f"for (int64_t j = 1; j < {n}; j++) {{ {ctype(x.dtype)} v = {px}[o * {n * inner} + j * "
+           f"{inner} + r]; if (v > top{nan_first}) {{ top = v; best = j; }} }}", 2)
+    em.out(f"{po}[o * {inner} + r] = best;", 2)
+    em.out("}")
+
+
+CALLS = {"matmul": matmul, "gather": gather, "scatter_add": scatter_add, "unslice": unslice,
+         "concatenate": concatenate, "argmax": argmax}

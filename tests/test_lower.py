@@ -1,0 +1,164 @@
+"""The C lowering's passes (gradc/cbackend/lower.py), each run alone on a plan made by the passes
+before it, and the printed plan GRADC_DEBUG shows after each."""
+import numpy as np
+import pytest
+
+import gradc as gc
+from gradc.cbackend import lower as L
+from gradc.cbackend.plan import Call, Loop
+
+
+def graph_of(f, *args):
+    return gc.jit(f).lower(*args).graph
+
+
+def plan_until(graph, last, threads=1):
+    """The plan after the passes up to and including `last`."""
+    passes = L.PASSES[:L.PASSES.index(last) + 1]
+    return L.lower(graph, threads, passes)
+
+
+def node_named(graph, prim):
+    return [n for n in graph.nodes if n.prim.name == prim]
+
+
+def test_pass_list_is_ordered_and_named():
+    assert [p.__name__ for p in L.PASSES] == ["batch_split", "products", "fusion", "loop_merging",
+                                              "storage", "memory", "schedule", "outlining"]
+
+
+def test_products_fold_a_transposed_operand_read_only_by_products():
+    g = graph_of(lambda x, w: x.T @ w, np.ones((3, 2)), np.ones((3, 4)))
+    plan = plan_until(g, L.products)
+    (t,) = node_named(g, "transpose")
+    assert plan.folded[t.id][1] is True and t.id not in plan.materialized
+
+
+def test_products_materialize_a_view_another_step_reads():
+    g = graph_of(lambda x, w: (gc.concatenate([x.T, w]), x.T @ w), np.ones((2, 2)), np.ones((2, 2)))
+    plan = plan_until(g, L.products)
+    (t,) = node_named(g, "transpose")
+    assert t.id in plan.materialized and t.id not in plan.folded
+
+
+def test_fusion_gives_each_computed_node_a_step():
+    g = graph_of(lambda x, w: gc.sum(gc.exp(x @ w) * 2.0, axis=1), np.ones((3, 2)), np.ones((2, 4)))
+    plan = plan_until(g, L.fusion)
+    kinds = [(type(s).__name__, [m.prim.name for m in s.members] if isinstance(s, Loop)
+              else s.node.prim.name) for s in plan.steps]
+    assert kinds == [("Call", "matmul"), ("Loop", ["exp"]), ("Loop", ["mul"]), ("Loop", ["sum"])]
+
+
+def test_loop_merging_joins_a_chain_and_its_reduction():
+    g = graph_of(lambda x: gc.sum(gc.exp(x) * 2.0, axis=1), np.ones((3, 4)))
+    plan = plan_until(g, L.loop_merging)
+    assert len(plan.steps) == 1 and [m.prim.name for m in plan.steps[0].members] == \
+        ["exp", "mul", "sum"]
+
+
+def test_loop_merging_waits_for_a_reduction_read_elsewhere():
+    g = graph_of(lambda x: x - gc.max(x, axis=1, keepdims=True), np.ones((3, 4)))
+    plan = plan_until(g, L.loop_merging)
+    loops = [s for s in plan.steps if isinstance(s, Loop)]
+    (red,) = [s for s in loops if any(m.prim.name == "max" for m in s.members)]
+    (sub,) = [s for s in loops if any(m.prim.name == "sub" for m in s.members)]
+    assert red.index < sub.index
+
+
+def test_storage_keeps_loop_locals_out_of_memory():
+    g = graph_of(lambda x: gc.sum(gc.exp(x) * 2.0), np.ones((3, 4)))
+    plan = plan_until(g, L.storage)
+    (exp,) = node_named(g, "exp")
+    assert exp.id not in plan.stored
+    assert set(plan.output_of.values()) == {0}
+
+
+def test_memory_reuses_the_space_of_dead_values():
+    def f(x):
+        a = gc.sum(gc.exp(x), axis=0)          # dead after b
+        b = gc.sum(a * x, axis=1)
+        c = gc.sum(gc.log(gc.abs(b) + 1.0) * x.T, axis=0)
+        return gc.sum(c * gc.sum(x, axis=1))
+    g = graph_of(f, np.ones((64, 64)))
+    plan = plan_until(g, L.memory)
+    assert all(off % 64 == 0 for off in plan.offsets.values())
+    total = sum(n.nbytes for n in g.nodes if n.id in plan.offsets)
+    assert plan.workspace_bytes < total + 64 * len(plan.offsets)
+    assert len(set(plan.offsets.values())) < len(plan.offsets)     # some memory is reused
+
+
+def test_schedule_threads_only_big_loops():
+    big = graph_of(lambda x: gc.sum(gc.exp(x), axis=0), np.ones((512, 256)))
+    small = graph_of(lambda x: gc.sum(gc.exp(x), axis=0), np.ones((8, 8)))
+    assert max(s.threads for s in L.lower(big, 2).steps) == 2
+    assert max(s.threads for s in L.lower(small, 2).steps) == 1
+    assert max(s.threads for s in L.lower(big, 1).steps) == 1
+
+
+def test_schedule_accumulates_a_sum_over_length_one_axes_at_the_innermost_level():
+    g = graph_of(lambda x: gc.sum(x * 2.0, axis=0), np.ones((1, 4)))
+    (loop,) = L.lower(g).steps
+    (r,) = [m for m in loop.members if m.prim.name == "sum"]
+    assert loop.accum[r.id] == len(loop.domain) == 1
+
+
+def test_schedule_flat_loop_for_elementwise_chains():
+    g = graph_of(lambda x, y: gc.exp(x) * y, np.ones((3, 4)), np.ones((3, 4)))
+    (loop,) = L.lower(g).steps
+    assert loop.flat
+
+
+def rnn_grad(Wx, Wh, b, xs, h0):
+    def loss(Wx, Wh, b):
+        h = h0
+        for t in range(xs.shape[0]):
+            h = gc.tanh(xs[t] @ Wx + h @ Wh + b)
+        return gc.sum(h * h)
+    return gc.grad(loss, argnums=(0, 1, 2))(Wx, Wh, b)
+
+
+def rnn_args(steps, batch=16, hidden=64):
+    r = np.random.default_rng(0)
+    return (r.normal(size=(32, hidden)).astype(np.float32),
+            r.normal(size=(hidden, hidden)).astype(np.float32), np.zeros(hidden, np.float32),
+            r.normal(size=(steps, batch, 32)).astype(np.float32),
+            np.zeros((batch, hidden), np.float32))
+
+
+def test_outlining_gives_repeated_steps_one_signature():
+    plan = L.lower(graph_of(rnn_grad, *rnn_args(6)))
+    signatures = list(plan.outlined.values())
+    assert signatures and max(signatures.count(s) for s in signatures) >= 4
+    src = gc.jit(rnn_grad).lower(*rnn_args(6)).c_source
+    assert "static GRADC_NOINLINE int gradc_kernel_step0(" in src
+
+
+def test_outlining_tells_other_shapes_apart():
+    g = graph_of(lambda x, y: (gc.exp(x) * 2.0, gc.exp(y) * 2.0), np.ones((3, 4)), np.ones((4, 3)))
+    assert L.lower(g).outlined == {}
+
+
+def test_batch_split_lowers_the_block_graph():
+    g = graph_of(rnn_grad, *rnn_args(16))
+    plan = plan_until(g, L.batch_split, threads=2)
+    assert plan.split is not None and plan.graph is plan.split.block and plan.threads == 1
+    assert plan_until(g, L.batch_split, threads=1).split is None
+
+
+def test_debug_prints_the_plan_after_each_pass(monkeypatch, capsys):
+    monkeypatch.setenv("GRADC_DEBUG", "1")
+    L.lower(graph_of(lambda x, w: gc.sum(gc.relu(x @ w)), np.ones((3, 2)), np.ones((2, 4))))
+    out = capsys.readouterr().out
+    for p in L.PASSES:
+        assert f"--- after {p.__name__}\nplan: " in out
+    assert "call matmul" in out and "loop [3, 4]" in out and "memory: " in out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lowered_kernels_match_the_interpreter(dtype):
+    args = rnn_args(5, batch=4, hidden=8)
+    args = tuple(a.astype(dtype) for a in args)
+    for got, want in zip(gc.jit(rnn_grad)(*args), gc.jit(rnn_grad, backend="numpy")(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=1e-5 if dtype == np.float32 else 1e-12)
+    assert all(isinstance(s, (Loop, Call)) for s in L.lower(graph_of(rnn_grad, *args)).steps)
