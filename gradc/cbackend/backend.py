@@ -1,6 +1,7 @@
 """backend="c": a Lowered graph becomes one native function, compiled with the system compiler and
 called through cffi with the uniform signature `int f(void **args, void *work)`."""
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -138,6 +139,7 @@ _pool = OutputPool()
 
 class CExecutable:
     """A compiled signature: checks and converts arrays, allocates fresh outputs, calls C."""
+    _empty = _pool.empty          # a bound method: not rebound, as cheap as the global
 
     def __init__(self, lowered):
         start = time.perf_counter()
@@ -191,12 +193,43 @@ class CExecutable:
             if not (a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative):
                 a = np.require(a, a.dtype.newbyteorder("="), "CA")   # a copy, as NumPy would
             ptrs.append(_from_buffer(a))
-        outs = [_pool.empty(shape, dtype) for shape, dtype in self.out_specs]
+        outs = [self._empty(shape, dtype) for shape, dtype in self.out_specs]
         argv = _new("void *[]", ptrs + self.const_ptrs + [_from_buffer(o) for o in outs])
         code = self.fn(argv, self._workspace())
         if code:
             raise_error(code)
         return outs
+
+
+POISON_BYTE = 0xFF     # a NaN (with a payload) in every float, -1 in ints, an invalid bool
+
+
+def poison_enabled():
+    """GRADC_POISON=1 (a debug mode for tests and the fuzzer): see PoisonedCExecutable."""
+    return os.environ.get("GRADC_POISON", "") not in ("", "0")
+
+
+def _poisoned_empty(shape, dtype):
+    out = np.empty(shape, dtype)
+    out.view(np.uint8).fill(POISON_BYTE)
+    return out
+
+
+class PoisonedCExecutable(CExecutable):
+    """Fills every output and the workspace with POISON_BYTE before each call, so an output element
+    the kernel never writes reads as NaN (not as the memory's or the last call's value), and a
+    workspace read before it is written spreads NaN. Calls go through Python, not the native fast
+    path: the normal path has no check for this mode."""
+    _empty = staticmethod(_poisoned_empty)
+
+    def __init__(self, lowered):
+        super().__init__(lowered)
+        self.entry = None
+
+    def _workspace(self):
+        work = super()._workspace()
+        self._local.work[0].fill(POISON_BYTE)
+        return work
 
 
 def raise_error(code):
@@ -207,7 +240,7 @@ def raise_error(code):
 
 
 def compile(lowered):
-    return CExecutable(lowered)
+    return PoisonedCExecutable(lowered) if poison_enabled() else CExecutable(lowered)
 
 
 def generate(lowered):

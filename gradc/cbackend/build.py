@@ -26,6 +26,14 @@ JIT_FLAGS = ["-pipe", "-O2", "-fvect-cost-model=dynamic", "-march=native", "-mpr
              "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD"]
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
 OPENMP_FLAGS = ["-fopenmp", "-DGRADC_OPENMP"]     # only for kernels with threaded loops
+# GRADC_SANITIZE=1 (a test mode, see README): kernels built with AddressSanitizer and UBSan; an error
+# aborts the process. The Python that loads them needs LD_PRELOAD=$(cc -print-file-name=libasan.so).
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                  "-fno-omit-frame-pointer", "-g"]
+
+
+def sanitize_flags():
+    return SANITIZE_FLAGS if os.environ.get("GRADC_SANITIZE", "") not in ("", "0") else []
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,7 +109,7 @@ def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None,
     published under its cache name. force rebuilds an entry even when it looks valid."""
     cc = find_compiler()
     vec_compile, vec_link = vector_math_flags(cc) if flags is None else ([], [])
-    flags = list(flags or JIT_FLAGS) + list(extra_flags) + vec_compile
+    flags = list(flags or JIT_FLAGS) + list(extra_flags) + vec_compile + sanitize_flags()
     # NOTE: linking the 30 MB OpenBLAS costs ~50 ms: only kernels that multiply matrices do.
     link = (blas_flags() if blas else []) + vec_link + ["-lm"]
     # Comments (node names, the user's file:line) do not change the library: not in the key.
@@ -149,7 +157,7 @@ def compile_shared(source, flags=None, extra_flags=(), force=False, loader=None,
 def toolchain_identity():
     """What a compiled library depends on besides its source (part of every cache key)."""
     cc = find_compiler()
-    return "\0".join([compiler_identity(cc), " ".join(JIT_FLAGS + OPENMP_FLAGS),
+    return "\0".join([compiler_identity(cc), " ".join(JIT_FLAGS + OPENMP_FLAGS + sanitize_flags()),
                       " ".join(sum(vector_math_flags(cc), [])), " ".join(blas_flags()),
                       __version__, generator_identity(), machine_identity()])
 
