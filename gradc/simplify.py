@@ -116,6 +116,9 @@ RULES = [
     (P.transpose, lambda n: n.inputs[0].prim is P.transpose,                   # compose transposes
      lambda n: _compose_transposes(n)),
     (P.where, lambda n: n.inputs[1] is n.inputs[2], lambda n: n.inputs[1]),    # where(c,x,x) -> x
+    (P.where, lambda n: scalar_value(n.inputs[0]) is True, lambda n: n.inputs[1]),   # where(1,x,y)
+    (P.where, lambda n: scalar_value(n.inputs[0]) is False, lambda n: n.inputs[2]),  # where(0,x,y)
+    (P.pow, lambda n: _is_one(n.inputs[1]), lambda n: n.inputs[0]),            # x**1 -> x
     (P.sum, lambda n: n.params["axes"] == (), lambda n: n.inputs[0]),
 ]
 

@@ -211,7 +211,7 @@ def poison_enabled():
 
 def _poisoned_empty(shape, dtype):
     out = np.empty(shape, dtype)
-    out.view(np.uint8).fill(POISON_BYTE)
+    out.reshape(-1).view(np.uint8).fill(POISON_BYTE)      # reshape: 0-d outputs too
     return out
 
 
