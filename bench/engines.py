@@ -83,8 +83,12 @@ class _Torch(Engine):
         import torch.nn.functional as F
         torch.set_num_threads(CORES)
         self.torch = torch
-        self.xp = SimpleNamespace(log=torch.log, sqrt=torch.sqrt, sum=torch.sum, tanh=torch.tanh,
-                                  relu=torch.relu, nn=SimpleNamespace(cross_entropy=F.cross_entropy))
+        self.xp = SimpleNamespace(
+            log=torch.log, sqrt=torch.sqrt, sum=torch.sum, tanh=torch.tanh, relu=torch.relu,
+            transpose=torch.permute,
+            mean=lambda x, axis, keepdims: torch.mean(x, dim=axis, keepdim=keepdims),
+            nn=SimpleNamespace(cross_entropy=F.cross_entropy,
+                               softmax=lambda x, axis: torch.softmax(x, dim=axis)))
         return torch.__version__
 
     def tensors(self, workload, inputs, requires_grad):
@@ -143,7 +147,9 @@ class Jax(Engine):
             return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
         self.xp = SimpleNamespace(log=jnp.log, sqrt=jnp.sqrt, sum=jnp.sum, tanh=jnp.tanh,
-                                  relu=jax.nn.relu, nn=SimpleNamespace(cross_entropy=cross_entropy))
+                                  relu=jax.nn.relu, transpose=jnp.transpose, mean=jnp.mean,
+                                  nn=SimpleNamespace(cross_entropy=cross_entropy,
+                                                     softmax=jax.nn.softmax))
         return jax.__version__
 
     def setup(self, workload, inputs):
@@ -167,7 +173,7 @@ class PyTensor(Engine):
     def load(self):
         import pytensor
         import pytensor.tensor as pt
-        from pytensor.tensor.special import log_softmax
+        from pytensor.tensor.special import log_softmax, softmax
         self.pytensor = pytensor
 
         def cross_entropy(logits, y):
@@ -175,8 +181,9 @@ class PyTensor(Engine):
 
         self.pt = pt
         self.xp = SimpleNamespace(log=pt.log, sqrt=pt.sqrt, sum=pt.sum, tanh=pt.tanh,
-                                  relu=lambda x: pt.maximum(x, 0),
-                                  nn=SimpleNamespace(cross_entropy=cross_entropy))
+                                  relu=lambda x: pt.maximum(x, 0), transpose=pt.transpose,
+                                  mean=pt.mean,
+                                  nn=SimpleNamespace(cross_entropy=cross_entropy, softmax=softmax))
         return pytensor.__version__
 
     def setup(self, workload, inputs):

@@ -167,6 +167,68 @@ def _rnn_vg(Wx, Wh, b, xs, h0):
     return np.sum(hs[-1] * hs[-1]), (gWx, gWh, gb)
 
 
+# --- transformer[8x128x64]: single-head attention, layer norm and an MLP, as one block ---------
+
+TB, TT, TD, TF = 8, 128, 64, 256        # batch, sequence, model width, MLP width
+LN_EPS = 1e-5
+
+
+def _transformer_loss(xp, Wq, Wk, Wv, Wo, g, beta, W1, b1, W2, b2, X):
+    q, k, v = X @ Wq, X @ Wk, X @ Wv
+    p = xp.nn.softmax((q @ xp.transpose(k, (0, 2, 1))) * (1.0 / TD ** 0.5), axis=-1)
+    h = X + (p @ v) @ Wo
+    hc = h - xp.mean(h, axis=-1, keepdims=True)
+    hn = hc / xp.sqrt(xp.mean(hc * hc, axis=-1, keepdims=True) + LN_EPS) * g + beta
+    y = hn + xp.relu(hn @ W1 + b1) @ W2 + b2
+    return xp.sum(y * y) * (1.0 / (TB * TT * TD))
+
+
+def _transformer_vg(Wq, Wk, Wv, Wo, g, beta, W1, b1, W2, b2, X):
+    """Value and gradients of every weight, by hand (the forward of _transformer_loss, then back)."""
+    def outer(a, b):                                  # sum over batch and time of a^T b
+        return np.einsum("bti,btj->ij", a, b)
+    q, k, v = X @ Wq, X @ Wk, X @ Wv
+    s = (q @ k.transpose(0, 2, 1)) / TD ** 0.5
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    a = p @ v
+    h = X + a @ Wo
+    hc = h - h.mean(axis=-1, keepdims=True)
+    rstd = 1 / np.sqrt((hc * hc).mean(axis=-1, keepdims=True) + LN_EPS)
+    xhat = hc * rstd
+    hn = xhat * g + beta
+    z1 = hn @ W1 + b1
+    r = np.maximum(z1, 0)
+    y = hn + r @ W2 + b2
+    n = TB * TT * TD
+    dy = 2 * y / n
+    dW2, db2 = outer(r, dy), dy.sum(axis=(0, 1))
+    dz1 = (dy @ W2.T) * (z1 > 0)
+    dW1, db1 = outer(hn, dz1), dz1.sum(axis=(0, 1))
+    dhn = dy + dz1 @ W1.T
+    dg, dbeta = (dhn * xhat).sum(axis=(0, 1)), dhn.sum(axis=(0, 1))
+    dxhat = dhn * g
+    dh = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                 - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    dWo, da = outer(a, dh), dh @ Wo.T
+    dp, dv = da @ v.transpose(0, 2, 1), p.transpose(0, 2, 1) @ da
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / TD ** 0.5
+    dq, dk = ds @ k, ds.transpose(0, 2, 1) @ q
+    return np.sum(y * y) / n, (outer(X, dq), outer(X, dk), outer(X, dv), dWo, dg, dbeta, dW1, db1,
+                               dW2, db2)
+
+
+def _transformer_inputs(rng):
+    def w(*shape, scale):
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+    s = 1 / np.sqrt(TD)
+    W1 = w(TD, TF, scale=s)
+    g, beta = (1 + w(TD, scale=0.1)), w(TD, scale=0.1)
+    return (w(TD, TD, scale=s), w(TD, TD, scale=s), w(TD, TD, scale=s), w(TD, TD, scale=s), g, beta,
+            W1, w(TF, scale=0.1), w(TF, TD, scale=1 / np.sqrt(TF)), w(TD, scale=0.1),
+            rng.standard_normal((TB, TT, TD)).astype(np.float32))
+
+
 def _build():
     ws = [Workload("scalar", ("x", "y", "z"), (0, 1, 2), _scalar_inputs, _scalar_loss, _scalar_vg, None,
                    target_peer="pytensor")]
@@ -181,6 +243,9 @@ def _build():
         loss, make_inputs = _rnn(T)
         ws.append(Workload(f"rnn[{T}]", ("Wx", "Wh", "b", "xs", "h0"), (0, 1, 2), make_inputs,
                            loss, _rnn_vg, target))
+    names = ("Wq", "Wk", "Wv", "Wo", "g", "beta", "W1", "b1", "W2", "b2", "X")
+    ws.append(Workload("transformer[8x128x64]", names, tuple(range(10)), _transformer_inputs,
+                       _transformer_loss, _transformer_vg, None))
     return {w.name: w for w in ws}
 
 

@@ -18,3 +18,17 @@ def test_slow_first_calls_do_not_leave_batches_of_one_call():
     assert r["batch_size"] >= 20, r["batch_size"]          # ~100 calls of 0.2 ms per 20 ms batch
     assert r["median_s"] < 0.002, r["median_s"]           # the slow calls are not in the median
     assert r["batches"] >= 3
+
+
+def test_transformer_reference_gradients_match_gradc_in_float64():
+    """The transformer workload's hand-written backward (the benchmark's check) against gradc's."""
+    import numpy as np
+    import gradc as gc
+    from bench import workloads
+    w = workloads.WORKLOADS["transformer[8x128x64]"]
+    args = [a.astype(np.float64) for a in workloads.inputs_for(w)]
+    value, grads = gc.value_and_grad(lambda *a: w.loss(gc, *a), argnums=w.argnums)(*args)
+    ref_value, ref_grads = w.numpy_value_and_grad(*args)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for name, got, want in zip(w.arg_names, grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.abs(want).max(), err_msg=name)
