@@ -13,7 +13,6 @@ picks the core type for its copy itself: GRADC_OPENBLAS_CORETYPE if set, else Sk
 with bf16) on CPUs with AVX-512, else whatever the environment says."""
 import ctypes
 import functools
-import importlib.metadata
 import importlib.util
 import os
 
@@ -74,6 +73,7 @@ def lib_dir():
 @functools.lru_cache(maxsize=None)
 def mkl_library():
     """The path of MKL's single dynamic library (libmkl_rt) from the `mkl` wheel, or None."""
+    import importlib.metadata      # NOTE: here, not at the top: its import alone took ~25 ms
     try:
         files = importlib.metadata.distribution("mkl").files or []
     except importlib.metadata.PackageNotFoundError:
