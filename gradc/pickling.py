@@ -71,23 +71,32 @@ def _compiled(jitted, args, kwargs):
 # The generated wrapper makes its module object an instance of a ModuleType subclass whose
 # __reduce__ calls reduce_built_module when gradc is importable (else it pickles by name).
 
+def _build_files(module):
+    """(wrapper source, extension file name, extension bytes) of an imported built module."""
+    extension = importlib.import_module(module._EXTENSION, module.__package__ or None)
+    library = Path(extension.__file__)
+    return Path(module.__file__).read_text(), library.name, library.read_bytes()
+
+
+def _build_hash(source, library):
+    return hashlib.sha256(source.encode() + b"\0" + library).hexdigest()[:24]
+
+
 def reduce_built_module(module):
     """A built module by value: its wrapper's source and its extension's file, loaded by the
     receiver from a directory of the disk cache named by their hash (no compiler needed)."""
-    extension = importlib.import_module(module._EXTENSION, module.__package__ or None)
-    library = Path(extension.__file__)
-    source = Path(module.__file__).read_text()
-    return load_built_module, (module.__name__.rpartition(".")[2], source, library.name,
-                               library.read_bytes())
+    return load_built_module, (module.__name__.rpartition(".")[2], *_build_files(module))
 
 
 def load_built_module(name, source, library_name, library):
-    """The module of a pickled AOT build: the one already loaded when it is the same build, else
-    imported from <cache>/aot/<hash>/ as top-level modules `name` and `_name`."""
+    """The module of a pickled AOT build: the one already imported when it is the same build,
+    else imported from <cache>/aot/<hash>/ as the top-level modules `name` and `_name`."""
     from .cbackend.build import _atomic_write, cache_dir
-    digest = hashlib.sha256(source.encode() + b"\0" + library).hexdigest()[:24]
+    digest = _build_hash(source, library)
     loaded = sys.modules.get(name)
     if loaded is not None:
+        if getattr(loaded, "_gradc_build_hash", None) is None and hasattr(loaded, "_EXTENSION"):
+            loaded._gradc_build_hash = _build_hash(*_build_files(loaded)[::2])
         if getattr(loaded, "_gradc_build_hash", None) == digest:
             return loaded
         raise ImportError(f"cannot load the pickled gradc module {name!r}: another module of that "
