@@ -173,19 +173,28 @@ def _finish(total, reduction):
             tree_unflatten(tree, [np.asarray(g * scale, t) for g, t in zip(leaves, grad_dtypes)]))
 
 
-def _run(client, kernel, params, arrays, reduction):
+def _run(client, loss, backend, params, arrays, reduction, attempts=3):
     """One data-parallel evaluation: params broadcast to the workers once, one task per shard
-    (shards of no rows skipped)."""
+    (shards of no rows skipped). Dask reruns the tasks of a worker that dies and recomputes lost
+    shards from the graph; scattered data (the kernel, the params) it cannot recompute, so when
+    the only workers holding it die, they are sent again and the step rerun."""
     dask, _, _ = _dask()
-    params_future = client.scatter([params], broadcast=True, hash=False)[0]
-    try:
-        blocks = [a.to_delayed().ravel() for a in arrays]
-        part = dask.delayed(_shard, pure=True)
+    from concurrent.futures import CancelledError
+    blocks = [a.to_delayed().ravel() for a in arrays]
+    part = dask.delayed(_shard, pure=True)
+    for attempt in range(attempts):
+        kernel = _shipped_kernel(client, loss, backend)
+        params_future = client.scatter([params], broadcast=True, hash=False)[0]
         parts = [part(kernel, params_future, reduction, *(b[i] for b in blocks))
                  for i, rows in enumerate(arrays[0].chunks[0]) if rows]
-        return client.compute(_combine(parts, reduction)).result()
-    finally:
-        params_future.release()
+        try:
+            return client.compute(_combine(parts, reduction)).result()
+        except CancelledError:
+            lost = kernel.status != "finished" or params_future.status != "finished"
+            if not lost or attempt == attempts - 1:
+                raise
+        finally:
+            params_future.release()
 
 
 def _shard(kernel, params, reduction, *shard):
@@ -218,8 +227,7 @@ class DataParallel:
 
     def value_and_grad(self, params):
         """(value, grads) over all the data, as gc.value_and_grad(loss)(params, *data)."""
-        kernel = _shipped_kernel(self.client, self.loss, self.backend)
-        return _run(self.client, kernel, params, self.arrays, self.reduction)
+        return _run(self.client, self.loss, self.backend, params, self.arrays, self.reduction)
 
     def grad(self, params):
         return self.value_and_grad(params)[1]
@@ -256,8 +264,7 @@ def value_and_grad(loss, params, *data, client, reduction="mean", shards=None, b
     """
     _check(reduction, data)
     arrays = _as_dask(data, _row_chunks(data, client, shards))
-    kernel = _shipped_kernel(client, loss, backend)
-    return _run(client, kernel, params, arrays, reduction)
+    return _run(client, loss, backend, params, arrays, reduction)
 
 
 def grad(loss, params, *data, client, reduction="mean", shards=None, backend="c"):

@@ -204,25 +204,29 @@ def test_worker_without_a_compiler_raises_compile_error(client, monkeypatch, tmp
     assert "no C compiler found" in str(remote.value)
 
 
-def test_killed_worker_is_retried_and_the_result_unchanged(client, tmp_path):
-    marker = str(tmp_path / "killed")
+@pytest.mark.parametrize("kills", [1, 2])
+def test_killed_workers_are_retried_and_the_result_unchanged(client, tmp_path, kills):
+    """One worker killed mid-step: Dask reruns its task elsewhere. Both killed: the scattered
+    kernel and parameters are lost with them, and are sent again."""
+    markers = [str(tmp_path / f"killed{i}") for i in range(kills)]
 
     def loss(params, X, y):
-        # Traced in a worker at its first call: the first worker to get here dies, mid-step.
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        # Traced in a worker at its first call: the first `kills` traces kill their worker.
+        for marker in markers:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                continue
             os._exit(1)
-        except FileExistsError:
-            pass
         return mlp_loss(params, X, y)
 
     params, X, y = _mlp(np.float32)
     pids = set(client.run(os.getpid).values())
     got = gd.value_and_grad(loss, params, X, y, client=client)
-    assert os.path.exists(marker)
-    _assert_same(got, gc.jit(gc.value_and_grad(mlp_loss))(params, X, y), "after a killed worker")
+    assert all(os.path.exists(m) for m in markers)
+    _assert_same(got, gc.jit(gc.value_and_grad(mlp_loss))(params, X, y), "after killed workers")
     client.wait_for_workers(2, timeout=60)
-    assert set(client.run(os.getpid).values()) != pids        # one process was replaced
+    assert len(set(client.run(os.getpid).values()) - pids) >= kills    # processes replaced
 
 
 def test_base_install_needs_no_dask(monkeypatch):
