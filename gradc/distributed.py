@@ -9,6 +9,7 @@ order, weighted by rows for reduction="mean" (a loss that averages over its rows
 only picklable things (gradc/pickling.py). Needs `pip install 'gradc[dask]'`.
 """
 import numbers
+import warnings
 import weakref
 
 import numpy as np
@@ -219,7 +220,9 @@ class DataParallel:
         self.reduction = reduction
         self.backend = backend
         self.chunks = _row_chunks(data, client, shards)
-        self.arrays = client.persist(_as_dask(data, self.chunks))
+        with warnings.catch_warnings():     # the data goes with the graph once, on purpose
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            self.arrays = client.persist(_as_dask(data, self.chunks))
 
     def __repr__(self):
         return (f"DataParallel({getattr(self.loss, '__qualname__', self.loss)!r}, "
