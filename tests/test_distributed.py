@@ -204,6 +204,55 @@ def test_worker_without_a_compiler_raises_compile_error(client, monkeypatch, tmp
     assert "no C compiler found" in str(remote.value)
 
 
+AOT_KERNELS = """
+import gradc as gc
+mod = gc.Module("dask_aot_kernels")
+
+
+def loss(params, X, y):
+    hidden = gc.tanh(X @ params["w1"] + params["b1"])
+    return gc.nn.cross_entropy(hidden @ params["w2"], y)
+
+
+@mod.export({"w1": "f32[6,5]", "b1": "f32[5]", "w2": "f32[5,3]"}, "f32[30,6]", "i64[30]")
+def loss_grad(params, X, y):
+    return gc.value_and_grad(loss)(params, X, y)
+"""
+
+
+def _call_export(module, name, *args):
+    return getattr(module, name)(*args)
+
+
+def test_worker_without_a_compiler_runs_an_aot_module(client, tmp_path):
+    """The documented way around a worker without a compiler: build ahead of time here, send
+    the built module (by value: its wrapper and library) to the workers, call it in tasks."""
+    (tmp_path / "dask_aot_src.py").write_text(AOT_KERNELS)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import dask_aot_src
+        dask_aot_src.mod.build(tmp_path / "build")
+        sys.path.insert(0, str(tmp_path / "build"))
+        import dask_aot_kernels
+    finally:
+        sys.path[:] = [p for p in sys.path if not p.startswith(str(tmp_path))]
+    params, X, y = _mlp(np.float32, rows=60)
+    old = client.run(_swap_env, {"CC": None, "PATH": str(tmp_path)})
+    try:
+        module = client.scatter([dask_aot_kernels], broadcast=True)[0]
+        shards = [client.submit(_call_export, module, "loss_grad", params, X[i:i + 30],
+                                y[i:i + 30]) for i in (0, 30)]
+        got = client.gather(shards)
+    finally:
+        for worker, values in old.items():
+            client.run(_swap_env, values, workers=[worker])
+        for name in ("dask_aot_src", "dask_aot_kernels", "_dask_aot_kernels"):
+            sys.modules.pop(name, None)
+    want = gc.jit(gc.value_and_grad(mlp_loss))
+    for (i, shard) in zip((0, 30), got):
+        _assert_same(shard, want(params, X[i:i + 30], y[i:i + 30]), f"AOT shard at row {i}")
+
+
 @pytest.mark.parametrize("kills", [1, 2])
 def test_killed_workers_are_retried_and_the_result_unchanged(client, tmp_path, kills):
     """One worker killed mid-step: Dask reruns its task elsewhere. Both killed: the scattered
