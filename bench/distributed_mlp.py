@@ -178,7 +178,7 @@ def main(argv=None):
     if args.direct:
         print(json.dumps(direct(args.steps)))
         return
-    out = {"machine": _machine(), "steps": args.steps}
+    out = {"machine": _machine(), "steps": args.steps, "load_before": os.getloadavg()[0]}
     for threads in (1, 2):
         out[f"direct_{threads}t"] = _direct_in_fresh_process(threads, args.steps)
         print(f"direct, {threads} thread(s): {out[f'direct_{threads}t']['median_s'] * 1e3:.1f} ms",
@@ -203,6 +203,7 @@ def main(argv=None):
     out["model"] = {**model, "param_bytes": param_bytes, "partial_bytes": partial_bytes,
                     "link_bytes_s": LINK_BYTES_S, "hop_s": HOP_S, "best_workers": best,
                     "simulated": rows}
+    out["load_after"] = os.getloadavg()[0]      # other processes on a shared machine
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "distributed.json").write_text(json.dumps(out, indent=1))
     (RESULTS / "distributed.md").write_text(report(out))
@@ -221,7 +222,9 @@ def _machine():
 
 def report(out):
     ms = lambda s: f"{s * 1e3:.1f}"      # noqa: E731
-    lines = [f"Machine: {out['machine']}; median of {out['steps']} steps after a warm-up step.", "",
+    lines = [f"Machine: {out['machine']}; median of {out['steps']} steps after a warm-up step; "
+             f"load average {out['load_before']:.1f} before, {out['load_after']:.1f} after (other "
+             "processes: on 2 cores, above ~0.5 the figures are slowed by them).", "",
              "| engine | ms / step | shard compute ms | Dask overhead ms | ratio to direct |",
              "|---|---|---|---|---|"]
     for key, base, label in (("dask_1w_1t", "direct_1t", "Dask, 1 worker x 1 thread"),
