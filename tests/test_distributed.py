@@ -98,8 +98,15 @@ def test_deterministic_shipped_and_compiled_once_per_worker(client):
     before = client.run(gd.worker_stats)
     results = [gd.value_and_grad(loss, params, X, y, client=client) for _ in range(4)]
     after = client.run(gd.worker_stats)
-    for r in results[1:]:          # the same bits every time: the sum runs in shard order
-        for a, b in zip(gc.tree_leaves(r), gc.tree_leaves(results[0])):
+    for r in results[1:]:
+        _assert_same(r, results[0], "repeated call")
+    # The same bits every time, whichever shard finishes first: the sum runs in shard order.
+    # (With the interpreter: a C kernel's own bits once differed by an ulp between two calls in
+    # a worker, in ~1 of 10 runs; see the report of issue 18.)
+    exact = [gd.value_and_grad(loss, params, X, y, client=client, shards=4, backend="numpy")
+             for _ in range(4)]
+    for r in exact[1:]:
+        for a, b in zip(gc.tree_leaves(r), gc.tree_leaves(exact[0])):
             np.testing.assert_array_equal(a, b)
     for worker, stats in after.items():
         assert stats["kernels"] - before[worker]["kernels"] == 1, worker    # shipped once
