@@ -2,6 +2,7 @@
 into standalone C (.c / .h), a cffi extension with a small NumPy wrapper, or a cffi FFI builder for
 setuptools. What it builds needs NumPy and cffi at run time; no gradc, tracing or compiler."""
 import contextlib
+import importlib
 import inspect
 import keyword
 import numbers
@@ -14,6 +15,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -711,7 +713,20 @@ class _Kernel:
         return _unflatten(self.out_tree, iter(outs))
 
 
-_RUNTIME = (_flatten_into, _unflatten, _type_str, _Kernel)
+class _BuiltModule(types.ModuleType):
+    """The wrapper module's type: pickles by value (wrapper source and library bytes, loaded by
+    gradc.pickling on the other side, which needs no compiler) where gradc is importable, else
+    by name (the receiver imports the module itself)."""
+
+    def __reduce__(self):
+        try:
+            from gradc.pickling import reduce_built_module
+        except ImportError:
+            return importlib.import_module, (self.__name__,)
+        return reduce_built_module(self)
+
+
+_RUNTIME = (_flatten_into, _unflatten, _type_str, _Kernel, _BuiltModule)
 
 
 def _tree_literal(treedef):
@@ -737,8 +752,9 @@ def _python_wrapper(module, package):
              "`gradc build`).",
              "Needs numpy and cffi at run time, not gradc.",
              '"""',
-             "import numbers", "import threading", "", "import numpy as np", "",
-             f"from {ext} import ffi, lib", "", ""]
+             "import importlib", "import numbers", "import sys", "import threading",
+             "import types", "", "import numpy as np", "", f"from {ext} import ffi, lib", "",
+             f"_EXTENSION = {ext!r}     # what gradc.pickling sends with the module", "", ""]
     lines += [inspect.getsource(obj) + "\n" for obj in _RUNTIME]
     for export in module.exports:
         low, graph = export.lowered, export.lowered.graph
@@ -762,6 +778,7 @@ def _python_wrapper(module, package):
         lines += [f"def {export.name}({', '.join(params)}):", _docstring(doc),
                   f"    return _kernel_{export.name}({', '.join(params)})", "", ""]
     lines.append(f"__all__ = {[e.name for e in module.exports]!r}")
+    lines.append("sys.modules[__name__].__class__ = _BuiltModule")
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from . import backends, core, dtypes, ops
+from . import backends, core, dtypes, ops, pickling
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -56,6 +56,8 @@ class Lowered:
         self.backend = backend
         self.fixed_leaves = set()          # leaves that were static values (e.g. a string option)
         self.bind = None                   # maps a call's (args, kwargs) as the jitted function did
+        self.jitted = None                 # the Jitted that traced it, and the call as Specs:
+        self.abstract_call = None          # what pickling a Compiled sends (gradc/pickling.py)
         self._compiled = None
 
     @property
@@ -94,6 +96,9 @@ class Compiled:
     @property
     def stats(self):
         return self.executable.stats
+
+    def __reduce__(self):       # by the function and the signature; the receiver recompiles
+        return pickling.reduce_compiled(self)
 
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:    # exactly matching arrays, checked in C
@@ -243,6 +248,9 @@ class Jitted:
         # merging it would replace this one's state with the inner function's.
         functools.update_wrapper(self, fn, updated=())
 
+    def __reduce__(self):       # by the function and the options, never the compiled libraries
+        return pickling.reduce_jitted(self)
+
     def _bind(self, args, kwargs):
         if self._signature is None:
             return tuple(args), dict(kwargs)
@@ -294,13 +302,7 @@ class Jitted:
         with core.Trace() as trace:
             inputs = [trace.new_input(shape, dtype, weak, name=name)
                       for (shape, dtype, weak), name in zip(sigs, names)]
-            all_leaves = list(inputs)
-            for i, value in fixed:
-                all_leaves.insert(i, value)
-            dynamic, kwargs = tree_unflatten(tree, all_leaves)
-            full = list(dynamic)
-            for i, value in statics:
-                full.insert(i, value)
+            full, kwargs = _assemble(tree, fixed, statics, inputs)
             out = self.fn(*full, **kwargs)
             out_leaves, out_tree = tree_flatten(out)
             outs = [lift(trace, o) for o in out_leaves]
@@ -310,6 +312,11 @@ class Jitted:
         lowered.fixed_leaves = {i for i, _ in fixed}
         lowered.in_weak = [w for _, _, w in sigs]
         lowered.bind = self._bind
+        # What pickling a Compiled needs to lower it again: this function and an abstract call.
+        lowered.jitted = self
+        lowered.abstract_call = _assemble(tree, fixed, statics,
+                                          [pickling.abstract_leaf(leaf, sig)
+                                           for leaf, sig in zip(leaves, sigs)])
         # The native call path takes the leaves of a positional call; a flat one needs no flattening.
         if statics or fixed or tree.children[1].children:
             lowered.fast_tree = None
@@ -342,6 +349,18 @@ class Jitted:
         self._fast = compiled.fast_path()
         arrays = [np.asarray(leaf, dtype=spec[1]) for leaf, spec in zip(leaves, compiled._specs)]
         return compiled.call_leaves(arrays)
+
+
+def _assemble(tree, fixed, statics, leaves):
+    """(positional args, kwargs) of a call from its dynamic leaves and its static parts."""
+    all_leaves = list(leaves)
+    for i, value in fixed:
+        all_leaves.insert(i, value)
+    dynamic, kwargs = tree_unflatten(tree, all_leaves)
+    full = list(dynamic)
+    for i, value in statics:
+        full.insert(i, value)
+    return full, kwargs
 
 
 def jit(fn=None, *, static_argnums=(), backend="c"):
