@@ -162,3 +162,21 @@ def test_lowered_kernels_match_the_interpreter(dtype):
         np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                    atol=1e-5 if dtype == np.float32 else 1e-12)
     assert all(isinstance(s, (Loop, Call)) for s in L.lower(graph_of(rnn_grad, *args)).steps)
+
+
+def test_schedule_threads_follow_the_work_not_the_cores():
+    def threads_of(n, cores):
+        g = graph_of(lambda x: gc.exp(x) * 2.0, np.ones(n, np.float32))
+        return max(s.threads for s in L.lower(g, cores).steps)
+    assert threads_of(1 << 16, 16) == 2
+    assert threads_of(1 << 17, 16) == 4
+    assert threads_of(1 << 20, 16) == 16
+    assert threads_of(1 << 20, 2) == 2
+
+
+def test_batch_split_blocks_follow_the_work_not_the_cores():
+    g16 = graph_of(rnn_grad, *rnn_args(16, batch=16))
+    assert L.lower(g16, 16).split.blocks == 2          # not 16 blocks of one row
+    g32 = graph_of(rnn_grad, *rnn_args(16, batch=32))
+    split = L.lower(g32, 16).split
+    assert split.blocks == 4 and split.rows == 8

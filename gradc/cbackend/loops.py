@@ -165,7 +165,8 @@ def _threads_for(loop, reductions, accum, flat, threads):
     if threads < 2 or size < P.PARALLEL_MIN or not loop.domain:
         return 1
     outer = size if flat else loop.domain[0]
-    threads = min(threads, outer)
+    # As many threads as the work pays for (PARALLEL_MIN is the break-even of two), not the cores.
+    threads = min(threads, outer, max(2, 2 * size // P.PARALLEL_MIN))
     for r in reductions:
         if accum[r.id] == 0 and r.prim.c != "sum":
             return 1
