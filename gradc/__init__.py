@@ -6,7 +6,7 @@ passes to fused C through cffi.
 >>> step(np.ones(2), np.eye(2))
 array([2., 2.])
 
-Documentation: https://github.com/gradc/gradc (the ``docs/`` folder; ``mkdocs serve`` builds it).
+Documentation: https://gradc.readthedocs.io (the source's ``docs/`` folder, built with MkDocs).
 """
 __version__ = "0.1.0"
 

@@ -3,6 +3,13 @@ import os
 import sys
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# Where the documentation (docs/, built with MkDocs) is published; error messages link to pages.
+DOCS_URL = "https://gradc.readthedocs.io/en/latest"
+
+
+def docs_link(page):
+    """The URL of a documentation page, e.g. docs_link("guide/jit") for docs/guide/jit.md."""
+    return f"{DOCS_URL}/{page}/"
 
 
 class ShapeError(ValueError):
