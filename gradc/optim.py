@@ -5,6 +5,15 @@ parameters and state. Both are written with gradc's operations, so they work on 
 trace: a whole training step (loss, gradients, update) compiles into one native call. The updates
 are PyTorch's: ``sgd`` is ``torch.optim.SGD`` (dampening 0), ``adam`` is ``torch.optim.Adam`` and,
 with ``weight_decay``, ``torch.optim.AdamW`` (decoupled decay).
+
+>>> import numpy as np, gradc as gc
+>>> opt = gc.optim.adam(1e-2)
+>>> params = {"w": np.zeros(3)}
+>>> state = opt.init(params)
+>>> grads = gc.grad(lambda p: gc.sum((p["w"] - 1.0) ** 2))(params)
+>>> params, state = opt.update(params, grads, state)
+>>> params["w"]                  # one step of lr towards the minimum at 1
+array([0.01, 0.01, 0.01])
 """
 from __future__ import annotations
 

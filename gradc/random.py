@@ -4,7 +4,14 @@ A key is an ``int64`` array of shape ``(2,)`` holding two 32-bit words. Every fu
 pure function of its key: the same key gives the same numbers, eagerly, under ``gc.jit`` on both
 backends and in AOT builds, because all of them come from one primitive (``random_bits``:
 Threefry-2x32 of each element's position under the key, written once in NumPy and once in C).
-Use a key once; make new ones with :func:`split`.
+Use a key once; make new ones with `split`.
+
+>>> import numpy as np, gradc as gc
+>>> key = gc.random.key(0)
+>>> key, sub = gc.random.split(key)
+>>> noisy = gc.jit(lambda x, k: x + 0.1 * gc.random.normal(k, x.shape))
+>>> noisy(np.zeros(3, np.float32), sub).shape
+(3,)
 """
 from __future__ import annotations
 
