@@ -137,7 +137,8 @@ def main(argv=None):
                 rows.append(f"| mlp[{batch}] Adam step | {name} | {r} | | | |")
                 continue
             first, stats, weights = r
-            err = max(float(np.max(np.abs(weights[k] - reference[k])) / np.max(np.abs(reference[k])))
+            err = max(float(np.max(np.abs(weights[k] - reference[k]))
+                            / np.max(np.abs(reference[k])))
                       for k in reference)
             if err > 1e-3:
                 raise AssertionError(f"{name} disagrees with the first engine after "
@@ -147,8 +148,9 @@ def main(argv=None):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=Path(__file__).parent).stdout.strip() or "?"
     lines = [f"# One training step: MLP 784-256-10, loss + gradients + Adam (bench/train_step.py)",
-             "", f"Commit {commit}, {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores; medians of batches after warm-up.", "",
+             "", f"Commit {commit}, {time.strftime('%Y-%m-%d')}, "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; medians of "
+             f"batches after warm-up.", "",
              "| workload | engine | median | spread (IQR) | first call | weights vs first engine |",
              "|---|---|---|---|---|---|", *rows]
     text = "\n".join(lines) + "\n"

@@ -33,7 +33,7 @@ LOSS_WINDOW = 50      # the loss reported (bar and table): the mean over the las
 class FitResult:
     params: object             # the trained parameters, same pytree structure as given
     losses: np.ndarray         # the loss of every step, float64
-    step_seconds: np.ndarray   # wall time of each training step (loss, gradients, update) after the first
+    step_seconds: np.ndarray   # wall time of each training step (loss, grads, update) but the first
     first_call_seconds: float  # the first call: tracing, optimising, compiling (or a cache hit)
 
     @property

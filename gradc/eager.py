@@ -5,6 +5,8 @@ import contextlib
 import numpy as np
 
 from . import dtypes
+from ._types import ArrayLike
+from typing import Any
 from .core import compute
 from .autodiff import vjp_rule
 from .methods import ArrayMethods
@@ -137,7 +139,7 @@ def _toposort(root):
     return order
 
 
-def tensor(data, requires_grad=False, dtype=None):
+def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> "Tensor":
     """A gc.Tensor holding a copy of data (lists and scalars become float64 / int64 as in NumPy).
 
     >>> import gradc as gc

@@ -8,13 +8,15 @@ True
 import numpy as np
 
 from . import ops
+from ._types import Array, ArrayLike
+from typing import Any
 from .errors import ShapeError, user_location
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "mse", "binary_cross_entropy_with_logits",
            "multiclass_hinge", "one_hot"]
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis: int = -1) -> Array:
     """exp(x) / sum(exp(x)) along axis, shifted by the maximum for stability.
 
     >>> import numpy as np, gradc as gc
@@ -27,7 +29,7 @@ def softmax(x, axis=-1):
     return ops.divide(e, ops.sum(e, axis, keepdims=True))
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: ArrayLike, axis: int = -1) -> Array:
     """x - logsumexp(x): finite for logits of magnitude 1e3.
 
     >>> import numpy as np, gradc as gc
@@ -38,7 +40,7 @@ def log_softmax(x, axis=-1):
     return ops.subtract(x, ops.logsumexp(x, axis, keepdims=True))
 
 
-def cross_entropy(logits, labels, reduction="mean"):
+def cross_entropy(logits: ArrayLike, labels: ArrayLike, reduction: str = "mean") -> Array:
     """Mean over the batch of -log softmax(logits)[label]. Labels outside [0, C) raise IndexError.
 
     >>> gc.nn.cross_entropy(np.zeros((2, 4)), np.array([0, 3]))   # log(4)
@@ -60,7 +62,7 @@ def _reduce(losses, reduction):
     return ops.sum(losses) if reduction == "sum" else losses
 
 
-def mse(pred, target):
+def mse(pred: ArrayLike, target: ArrayLike) -> Array:
     """Mean squared error over all elements (PyTorch's default).
 
     >>> import numpy as np, gradc as gc
@@ -70,7 +72,7 @@ def mse(pred, target):
     return ops.mean(ops.square(ops.subtract(pred, target)))
 
 
-def binary_cross_entropy_with_logits(logits, targets):
+def binary_cross_entropy_with_logits(logits: ArrayLike, targets: ArrayLike) -> Array:
     """Mean over all elements of softplus(x) - x*t, the stable form of -t log s(x) - (1-t) log(1-s(x)).
 
     >>> import numpy as np, gradc as gc
@@ -81,7 +83,7 @@ def binary_cross_entropy_with_logits(logits, targets):
     return ops.mean(ops.subtract(ops.softplus(logits), ops.multiply(logits, targets)))
 
 
-def multiclass_hinge(scores, labels, margin=1.0):
+def multiclass_hinge(scores: ArrayLike, labels: ArrayLike, margin: float = 1.0) -> Array:
     """The SVM loss: mean over the batch of sum_{j != y} max(0, s_j - s_y + margin); gradient 0 at the
     kink. Labels outside [0, C) raise IndexError.
 
@@ -100,7 +102,7 @@ def multiclass_hinge(scores, labels, margin=1.0):
     return ops.mean(ops.sum(ops.where(is_label, 0, margins), axis=1))
 
 
-def one_hot(labels, n, dtype=np.float32):
+def one_hot(labels: ArrayLike, n: int, dtype: Any = np.float32) -> Array:
     """one_hot(labels, n)[..., j] = (labels == j). Labels outside [0, n) raise IndexError.
 
     >>> import numpy as np, gradc as gc

@@ -12,6 +12,8 @@ from .errors import GradientCheckError
 from .ir import Graph
 from .simplify import simplify
 from .tree import tree_flatten, tree_unflatten
+from ._types import ArgNums, ArrayLike, PyTree
+from typing import Callable, Optional, Sequence, Tuple
 
 
 # ---- tracing helpers -----------------------------------------------------------------------------
@@ -160,7 +162,8 @@ def _arg_of(t, leaf_index):
     return "?"
 
 
-def value_and_grad(fn=None, argnums=0, has_aux=False):
+def value_and_grad(fn: Optional[Callable] = None, argnums: ArgNums = 0,
+                   has_aux: bool = False) -> Callable:
     """Returns f(*args) -> (value, grads); with has_aux, ((value, aux), grads).
 
     >>> gc.value_and_grad(lambda x: (x ** 2).sum())(np.array([1., 2.]))
@@ -176,7 +179,7 @@ def value_and_grad(fn=None, argnums=0, has_aux=False):
     return wrapped
 
 
-def grad(fn=None, argnums=0, has_aux=False):
+def grad(fn: Optional[Callable] = None, argnums: ArgNums = 0, has_aux: bool = False) -> Callable:
     """Gradient of a scalar-valued fn w.r.t. argument(s) argnums; with has_aux, (grads, aux).
 
     >>> gc.grad(lambda x, y: x * y, argnums=(0, 1))(3.0, 4.0)
@@ -194,7 +197,7 @@ def grad(fn=None, argnums=0, has_aux=False):
 
 # ---- vjp / jvp -----------------------------------------------------------------------------------
 
-def vjp(fn, *primals):
+def vjp(fn: Callable, *primals: PyTree) -> Tuple[PyTree, Callable]:
     """Returns (outputs, vjp_fn); vjp_fn(cotangents) gives one cotangent per primal (a tuple).
 
     >>> import numpy as np, gradc as gc
@@ -232,7 +235,8 @@ def vjp(fn, *primals):
     return outputs, vjp_fn
 
 
-def jvp(fn, primals, tangents):
+def jvp(fn: Callable, primals: Sequence[PyTree],
+        tangents: Sequence[PyTree]) -> Tuple[PyTree, PyTree]:
     """Forward mode: returns (fn(*primals), the directional derivative along tangents).
 
     >>> import numpy as np, gradc as gc
@@ -266,7 +270,7 @@ def jvp(fn, primals, tangents):
 
 # ---- jacobian / hessian --------------------------------------------------------------------------
 
-def jacobian(fn, argnums=0, mode="rev"):
+def jacobian(fn: Callable, argnums: ArgNums = 0, mode: str = "rev") -> Callable:
     """The Jacobian d fn / d args[argnums], of shape out.shape + arg.shape (a tuple for tuple argnums).
     mode="rev" builds it row by row with vjp, "fwd" column by column with jvp.
 
@@ -314,7 +318,7 @@ def _jacobian_one(fn, args, n, mode):
     return ops.reshape(ops.stack(cols, axis=-1), out_shape + x_shape)
 
 
-def hessian(fn, argnums=0):
+def hessian(fn: Callable, argnums: ArgNums = 0) -> Callable:
     """Second derivatives: forward mode over reverse mode.
 
     >>> import numpy as np, gradc as gc
@@ -359,7 +363,9 @@ class GradCheckReport:
 _DEFAULTS = {np.dtype(np.float32): (3e-3, 2e-2, 2e-2), np.dtype(np.float64): (1e-6, 1e-6, 1e-6)}
 
 
-def check_grad(fn, *args, argnums=None, eps=None, rtol=None, atol=None):
+def check_grad(fn: Callable, *args: ArrayLike, argnums: Optional[ArgNums] = None,
+               eps: Optional[float] = None, rtol: Optional[float] = None,
+               atol: Optional[float] = None) -> "GradCheckReport":
     """Compares reverse-mode gradients of scalar fn with central finite differences taken in the
     arguments' dtype (step scaled by max(1, |x|)). Returns a GradCheckReport; raises
     gc.GradientCheckError if any entry differs by more than atol + rtol * |fd|.

@@ -1,5 +1,6 @@
 """Pytrees: nested tuples, lists and dicts of leaves, flattened as jax.tree_util does (dict keys sorted)."""
 from dataclasses import dataclass
+from typing import Any, Callable, Iterable, List, Tuple
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class TreeDef:
 _LEAF = TreeDef("leaf")
 
 
-def tree_flatten(tree):
+def tree_flatten(tree: Any) -> Tuple[List[Any], TreeDef]:
     """Returns (leaves, treedef). Iterative, so deep structures do not hit the recursion limit.
 
     Dicts flatten in sorted-key order, as jax.tree_util.
@@ -59,7 +60,7 @@ def tree_flatten(tree):
     return leaves, build(tree)
 
 
-def tree_unflatten(treedef, leaves):
+def tree_unflatten(treedef: TreeDef, leaves: Iterable[Any]) -> Any:
     """Inverse of tree_flatten.
 
     >>> import gradc as gc
@@ -82,7 +83,7 @@ def tree_unflatten(treedef, leaves):
     return build(treedef)
 
 
-def tree_leaves(tree):
+def tree_leaves(tree: Any) -> List[Any]:
     """The leaves of a pytree, in tree_flatten's order.
 
     >>> import gradc as gc
@@ -92,7 +93,7 @@ def tree_leaves(tree):
     return tree_flatten(tree)[0]
 
 
-def tree_map(fn, tree, *rest):
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     """Applies fn leaf-wise: gc.tree_map(lambda p, g: p - lr * g, params, grads).
 
     >>> import gradc as gc
