@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,11 +98,29 @@ def inputs(batch):
 
 
 def run_engine(name, batch, quick):
-    """(setup seconds, timing dict, weights after CHECK_STEPS steps) or the reason it is skipped."""
+    """(setup seconds, timing dict, weights after CHECK_STEPS steps) or the reason it is skipped.
+    Each engine runs in a fresh process, as bench/run.py does: PyTorch's thread pool and gradc's
+    must not spin beside each other."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.npz"
+        cmd = [sys.executable, "-m", "bench.train_step", "--worker", name, str(batch), str(out)]
+        proc = subprocess.run(cmd + (["--quick"] if quick else []), capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{proc.stderr}")
+        if not out.exists():
+            return proc.stdout.strip()
+        data = dict(np.load(out))
+    first, median, spread = data.pop("_first"), data.pop("_median"), data.pop("_spread")
+    return float(first), {"median_s": float(median), "spread": float(spread)}, data
+
+
+def worker(name, batch, out, quick):
     try:
         setup = ENGINES[name]()
     except ImportError as exc:
-        return f"skipped ({exc})"
+        print(f"skipped ({exc})")
+        return
     params, X, y = inputs(batch)
     call, weights = setup({k: v.copy() for k, v in params.items()}, X, y)
     t0 = time.perf_counter()
@@ -111,7 +130,7 @@ def run_engine(name, batch, quick):
         call()
     checked = {k: np.array(v, copy=True) for k, v in weights().items()}
     stats = timing.measure(call, **(timing.QUICK if quick else timing.FULL))
-    return first, stats, checked
+    np.savez(out, _first=first, _median=stats["median_s"], _spread=stats["spread"], **checked)
 
 
 def fmt(seconds):
@@ -126,8 +145,17 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets")
     parser.add_argument("--no-write", action="store_true", help="print only, do not write "
                         f"{RESULTS.relative_to(RESULTS.parent.parent.parent)}")
+    parser.add_argument("--worker", nargs=3, metavar=("ENGINE", "BATCH", "OUT"),
+                        help="internal: run one engine in this process and save its results")
     args = parser.parse_args(argv)
+    if args.worker:
+        name, batch, out = args.worker
+        worker(name, int(batch), out, args.quick)
+        return 0
     engines = [e for e in args.engines.split(",") if e]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        parser.error(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
         results = {name: run_engine(name, batch, args.quick) for name in engines}
