@@ -64,6 +64,8 @@ def torch_engine(compiled):
     import torch
 
     def setup(params, X, y):
+        if os.environ.get("OMP_NUM_THREADS"):
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
         opt = torch.optim.Adam(list(tensors.values()), lr=LR)
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -97,7 +99,18 @@ def inputs(batch):
     return {"W1": W1, "b1": b1, "W2": W2, "b2": b2}, X, y
 
 
-def run_engine(name, batch, quick):
+def _thread_env(threads):
+    """The environment of a worker: every thread pool (gradc's, OpenMP's, the BLAS's, PyTorch's)
+    capped at `threads` when given."""
+    env = dict(os.environ)
+    if threads:
+        for var in ("GRADC_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
+
+
+def run_engine(name, batch, quick, threads=None):
     """(setup seconds, timing dict, weights after CHECK_STEPS steps) or the reason it is skipped.
     Each engine runs in a fresh process, as bench/run.py does: PyTorch's thread pool and gradc's
     must not spin beside each other."""
@@ -105,7 +118,7 @@ def run_engine(name, batch, quick):
         out = Path(tmp) / "result.npz"
         cmd = [sys.executable, "-m", "bench.train_step", "--worker", name, str(batch), str(out)]
         proc = subprocess.run(cmd + (["--quick"] if quick else []), capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent.parent)
+                              cwd=Path(__file__).resolve().parent.parent, env=_thread_env(threads))
         if proc.returncode != 0:
             raise RuntimeError(f"{name} failed:\n{proc.stderr}")
         if not out.exists():
@@ -143,6 +156,8 @@ def main(argv=None):
     parser.add_argument("--engines", default=",".join(ENGINES),
                         help=f"engines to time (default: {','.join(ENGINES)})")
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap every engine's threads (default: each library's own choice)")
     parser.add_argument("--no-write", action="store_true", help="print only, do not write "
                         f"{RESULTS.relative_to(RESULTS.parent.parent.parent)}")
     parser.add_argument("--worker", nargs=3, metavar=("ENGINE", "BATCH", "OUT"),
@@ -158,7 +173,7 @@ def main(argv=None):
         parser.error(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
-        results = {name: run_engine(name, batch, args.quick) for name in engines}
+        results = {name: run_engine(name, batch, args.quick, args.threads) for name in engines}
         reference = next((r[2] for r in results.values() if not isinstance(r, str)), None)
         for name, r in results.items():
             if isinstance(r, str):
@@ -177,8 +192,9 @@ def main(argv=None):
                             text=True, cwd=Path(__file__).parent).stdout.strip() or "?"
     lines = [f"# One training step: MLP 784-256-10, loss + gradients + Adam (bench/train_step.py)",
              "", f"Commit {commit}, {time.strftime('%Y-%m-%d')}, "
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; medians of "
-             f"batches after warm-up.", "",
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.1f} at the "
+             f"end; medians of batches after warm-up, each engine in its own process.", "",
              "| workload | engine | median | spread (IQR) | first call | weights vs first engine |",
              "|---|---|---|---|---|---|", *rows]
     text = "\n".join(lines) + "\n"
