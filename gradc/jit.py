@@ -384,10 +384,31 @@ def _assemble(tree, fixed, statics, leaves):
 
 
 def jit(fn=None, *, static_argnums=(), backend="c"):
-    """Compiles fn: traced once per signature (shapes, dtypes, structure, static values).
+    """Compiles fn to native code: traced once per signature (shapes, dtypes, structure, static
+    values), then one native call per call. Usable as ``@gc.jit`` and ``@gc.jit(...)``.
+
+    The first call for a signature traces ``fn`` on symbolic values, differentiates and simplifies
+    the graph, writes C for it, compiles it with the system compiler and caches it (in memory
+    and in ``GRADC_CACHE_DIR``); later calls with the same signature reuse it. Arguments are
+    NumPy arrays, scalars and pytrees of them; outputs have the structure ``fn`` returns, each
+    leaf a fresh ``numpy.ndarray``. Python control flow on traced values raises
+    ``gc.ConcretizationError``: use ``gc.where``.
+
+    Args:
+        fn: the function to compile (omit it to get a decorator).
+        static_argnums: positions of arguments that are Python values fixed per compilation
+            (part of the signature: a new value compiles again).
+        backend: ``"c"`` (compiled C) or ``"numpy"`` (the same graph, interpreted op by op).
+
+    Returns:
+        A ``gc.Jitted`` with ``fn``'s signature, and ``.lower(*args_or_specs)`` to inspect
+        (``as_text()``, ``c_source``, ``to_dot()``) or ``compile()`` one signature.
 
     >>> f = gc.jit(lambda x: gc.sum(x * x)); f(np.arange(3.0))
     array(5.)
+    >>> step = gc.jit(gc.value_and_grad(lambda w, x: gc.sum((x @ w) ** 2)))
+    >>> step(np.ones(2), np.eye(2))
+    (array(2.), array([2., 2.]))
     """
     if fn is None:
         return functools.partial(jit, static_argnums=static_argnums, backend=backend)

@@ -1,4 +1,4 @@
-"""Optimizers as pure functions over pytrees (API.md section 12), in the style of optax.
+"""Optimizers as pure functions over pytrees, in the style of optax.
 
 ``opt.init(params)`` makes the state; ``opt.update(params, grads, state)`` returns the new
 parameters and state. Both are written with gradc's operations, so they work on NumPy arrays and

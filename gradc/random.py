@@ -1,4 +1,4 @@
-"""Counter-based random numbers that trace and compile (API.md section 12), as ``jax.random``.
+"""Counter-based random numbers that trace and compile, as ``jax.random``.
 
 A key is an ``int64`` array of shape ``(2,)`` holding two 32-bit words. Every function here is a
 pure function of its key: the same key gives the same numbers, eagerly, under ``gc.jit`` on both
