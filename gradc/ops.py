@@ -121,6 +121,7 @@ def _unary_float(prim):
     def op(x):
         return bind(prim, _float(x))
     op.__name__ = prim.name
+    op.__qualname__ = prim.name      # a module-level name for help() and the API reference
     form = _NUMPY_FORM.get(prim.name, f"np.{prim.name}(x)")
     op.__doc__ = (f"Elementwise {prim.name}, as {form} (integers compute as float64); "
                   f"differentiable.\n\n"
@@ -335,6 +336,7 @@ def _comparison(prim):
     def op(x, y):
         return _elementwise(prim, x, y)
     op.__name__ = prim.name
+    op.__qualname__ = prim.name
     op.__doc__ = (f"numpy.{prim.name}(x, y): a bool array, with broadcasting; no gradient.\n\n"
                   f">>> import numpy as np, gradc as gc\n"
                   f">>> gc.{prim.name}(np.array([1.0, 2.0, 3.0]), 2.0).tolist() == "
