@@ -79,6 +79,45 @@ static inline int64_t gradc_threads(void) { return 1; }
 #define GRADC_CONSTRUCTOR
 #endif
 
+/* Counter-based random numbers: Threefry-2x32 with 20 rounds (Salmon et al. 2011, Random123),
+ * the same function as gradc.primitives.threefry2x32. Element i of a random array is the counter
+ * i encrypted under the key's two words, so any element is computed alone, in any order. */
+static inline uint32_t gradc_rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+static inline void gradc_threefry2x32(uint32_t k0, uint32_t k1, uint64_t counter,
+                                      uint32_t *o0, uint32_t *o1) {
+    static const int rot[8] = {13, 15, 26, 6, 17, 29, 16, 24};
+    const uint32_t ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+    uint32_t x0 = (uint32_t)(counter >> 32) + ks[0], x1 = (uint32_t)counter + ks[1];
+    for (int i = 0; i < 20; i++) {
+        x0 += x1;
+        x1 = gradc_rotl32(x1, rot[i % 8]) ^ x0;
+        if (i % 4 == 3) {
+            int s = i / 4 + 1;
+            x0 += ks[s % 3];
+            x1 += ks[(s + 1) % 3] + (uint32_t)s;
+        }
+    }
+    *o0 = x0;
+    *o1 = x1;
+}
+/* The first word (random_bits as int64), its top 24 bits as a float in [0, 1), or 53 bits of
+ * both words as a double in [0, 1): exact conversions, as the NumPy implementation. */
+static inline int64_t gradc_random_bits(uint32_t k0, uint32_t k1, int64_t i) {
+    uint32_t o0, o1;
+    gradc_threefry2x32(k0, k1, (uint64_t)i, &o0, &o1);
+    return (int64_t)o0;
+}
+static inline float gradc_random_uniformf(uint32_t k0, uint32_t k1, int64_t i) {
+    uint32_t o0, o1;
+    gradc_threefry2x32(k0, k1, (uint64_t)i, &o0, &o1);
+    return (float)(o0 >> 8) * 0x1.0p-24f;
+}
+static inline double gradc_random_uniform(uint32_t k0, uint32_t k1, int64_t i) {
+    uint32_t o0, o1;
+    gradc_threefry2x32(k0, k1, (uint64_t)i, &o0, &o1);
+    return ((double)(o0 >> 5) * 67108864.0 + (double)(o1 >> 6)) * 0x1.0p-53;
+}
+
 /* Error codes a kernel returns (0 is success). */
 #define GRADC_OK 0
 #define GRADC_ERR_INDEX 1      /* an index or label out of range */

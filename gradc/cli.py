@@ -65,7 +65,7 @@ def _parser():
         description="Imports FILE, and for every gc.Module in it writes OUTDIR/<module>.c and .h "
         "(standalone C) and an importable extension OUTDIR/<module>.py + _<module>*.so that needs "
         "only numpy and cffi at run time.")
-    build.add_argument("file", metavar="FILE.py")
+    build.add_argument("file", metavar="FILE.py", help="the Python file defining gc.Module(s)")
     build.add_argument("-o", "--outdir", default=".", help="output directory (default: .)")
     build.add_argument("--c-only", action="store_true",
                        help="write only the .c and .h files (no Python extension, no compiler)")
@@ -81,7 +81,8 @@ def _parser():
         "graph", help="draw the graph of a function (and with --grad its reverse pass)",
         description="Traces FUNC for the given argument specs and writes its graph as Graphviz "
         "DOT (.dot), or renders it with Graphviz's `dot` program (.svg, .png, .pdf).")
-    graph.add_argument("target", metavar="FILE.py:FUNC")
+    graph.add_argument("target", metavar="FILE.py:FUNC",
+                       help="the function to draw: a file and a function name in it")
     graph.add_argument("--arg", action="append", default=[], metavar="SPEC",
                        help="one per argument, e.g. --arg 'f32[3,4]' (default: the specs of the "
                        "gc.Module export of FUNC)")

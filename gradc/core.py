@@ -5,7 +5,7 @@ import contextlib
 import numpy as np
 
 from . import dtypes
-from .errors import ConcretizationError, user_location
+from .errors import ConcretizationError, docs_link, user_location
 from .ir import Node
 from .methods import ArrayMethods
 
@@ -92,7 +92,7 @@ class Tracer(ArrayMethods):
             f"{what} of a traced value at {user_location()}: inside gc.jit and the gradient "
             "transforms values are symbolic, so Python control flow cannot depend on them. "
             "Use gc.where(cond, a, b) for a data-dependent choice, or pass the value as a static "
-            "argument (gc.jit(..., static_argnums=...)).")
+            f"argument (gc.jit(..., static_argnums=...)). See {docs_link('guide/jit')}")
 
     def __bool__(self):
         self._concrete("bool()")

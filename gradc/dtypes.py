@@ -49,7 +49,13 @@ def promote(operands):
 
 
 class Spec:
-    """An abstract argument: shape and dtype. Spec((64, 784), "float32") or Spec.parse("f32[64,784]")."""
+    """An abstract argument: shape and dtype. Spec((64, 784), "float32") or Spec.parse("f32[64,784]").
+
+    >>> import gradc as gc
+    >>> spec = gc.Spec.parse("f32[64,784]")
+    >>> spec.shape, spec.dtype
+    ((64, 784), dtype('float32'))
+    """
 
     _PATTERN = re.compile(r"^\s*(f32|f64|i32|i64|bool)\s*\[\s*([0-9,\s]*)\]\s*$")
 

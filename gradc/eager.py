@@ -5,6 +5,8 @@ import contextlib
 import numpy as np
 
 from . import dtypes
+from ._types import ArrayLike
+from typing import Any
 from .core import compute
 from .autodiff import vjp_rule
 from .methods import ArrayMethods
@@ -14,7 +16,15 @@ _grad_enabled = [True]
 
 @contextlib.contextmanager
 def no_grad():
-    """Operations inside record nothing for backward()."""
+    """Operations inside record nothing for backward().
+
+    >>> import gradc as gc
+    >>> x = gc.tensor(2.0, requires_grad=True)
+    >>> with gc.no_grad():
+    ...     y = x * 3
+    >>> y.requires_grad
+    False
+    """
     saved = _grad_enabled[0]
     _grad_enabled[0] = False
     try:
@@ -26,8 +36,9 @@ def no_grad():
 class Tensor(ArrayMethods):
     """A NumPy array that remembers how it was computed.
 
-    >>> x = gc.tensor(3.0, requires_grad=True); y = x * x; y.backward(); x.grad
-    array(6.)
+    >>> import gradc as gc
+    >>> x = gc.tensor(3.0, requires_grad=True); y = x * x; y.backward(); float(x.grad)
+    6.0
     """
     __array_priority__ = 1000
 
@@ -128,8 +139,15 @@ def _toposort(root):
     return order
 
 
-def tensor(data, requires_grad=False, dtype=None):
-    """A gc.Tensor holding a copy of data (lists and scalars become float64 / int64 as in NumPy)."""
+def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> "Tensor":
+    """A gc.Tensor holding a copy of data (lists and scalars become float64 / int64 as in NumPy).
+
+    >>> import gradc as gc
+    >>> x = gc.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    array([2., 4.])
+    """
     value = np.array(data.value if isinstance(data, Tensor) else data,
                      dtype=dtypes.canonical(dtype) if dtype is not None else None)
     value = value.astype(dtypes.canonical(value.dtype), copy=False)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import ops
+from .errors import docs_link
 
 
 class ArrayMethods:
@@ -80,7 +81,8 @@ class ArrayMethods:
         if fn is None:
             name = getattr(func, "__module__", "numpy").replace("numpy", "np") + "." + func.__name__
             raise NotImplementedError(f"gradc does not implement {name} on traced or gc.Tensor "
-                                      "values; see gradc's list of operations")
+                                      f"values; the supported functions: "
+                                      f"{docs_link('numpy-functions')}")
         return fn(*args, **kwargs)
 
 

@@ -85,6 +85,13 @@ def broadcast_shapes(op, *shapes):
 
 
 def broadcast_to(x, shape):
+    """x broadcast to shape, as numpy.broadcast_to; the gradient sums over the copies.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.broadcast_to(np.array([1.0, 2.0]), (2, 2))
+    array([[1., 2.],
+           [1., 2.]])
+    """
     x = asarray(x)
     shape = tuple(int(s) for s in shape)
     return x if x.shape == shape else bind(P.broadcast_to, x, shape=shape)
@@ -106,30 +113,63 @@ def _float(x):
     return x if dtypes.is_float(x.dtype) else bind(P.cast, x, dtype=dtypes.float64)
 
 
+# The NumPy expression each generated function's docstring example compares with.
+_NUMPY_FORM = {"sigmoid": "1 / (1 + np.exp(-x))", "softplus": "np.log1p(np.exp(x))"}
+
+
 def _unary_float(prim):
     def op(x):
         return bind(prim, _float(x))
     op.__name__ = prim.name
-    op.__doc__ = f"Elementwise {prim.name}, as numpy's."
+    op.__qualname__ = prim.name      # a module-level name for help() and the API reference
+    form = _NUMPY_FORM.get(prim.name, f"np.{prim.name}(x)")
+    op.__doc__ = (f"Elementwise {prim.name}, as {form} (integers compute as float64); "
+                  f"differentiable.\n\n"
+                  f">>> import numpy as np, gradc as gc\n>>> x = np.array([0.5, 1.5])\n"
+                  f">>> bool(np.allclose(gc.{prim.name}(x), {form}))\nTrue\n")
     return op
 
 
 # ---- elementwise ---------------------------------------------------------------------------------
 
 def add(x, y):
-    """x + y with broadcasting. gc.add(np.ones(3), 2.0) -> array([3., 3., 3.])"""
+    """x + y, elementwise with NumPy broadcasting.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.add(np.ones(3), 2.0)
+    array([3., 3., 3.])
+    """
     return _elementwise(P.add, x, y)
 
 
 def subtract(x, y):
+    """x - y, elementwise with NumPy broadcasting.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.subtract(np.array([3.0, 1.0]), 1.0)
+    array([2., 0.])
+    """
     return _elementwise(P.sub, x, y)
 
 
 def multiply(x, y):
+    """x * y, elementwise with NumPy broadcasting.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.multiply(np.array([1.0, 2.0]), np.array([[1.0], [3.0]]))
+    array([[1., 2.],
+           [3., 6.]])
+    """
     return _elementwise(P.mul, x, y)
 
 
 def divide(x, y):
+    """x / y, true division (integers divide as float64, as numpy.divide).
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.divide(np.array([1, 2]), 4)
+    array([0.25, 0.5 ])
+    """
     x, y = _promote(x, y)
     if not dtypes.is_float(x.dtype):
         x, y = _float(x), _float(y)
@@ -137,14 +177,32 @@ def divide(x, y):
 
 
 def power(x, y):
+    """x ** y elementwise; the gradient of x ** 0 is 0, at x = 0 too.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.power(np.array([2.0, 3.0]), 2)
+    array([4., 9.])
+    """
     return _elementwise(P.pow, x, y)
 
 
 def negative(x):
+    """-x, elementwise.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.negative(np.array([1.0, -2.0]))
+    array([-1.,  2.])
+    """
     return bind(P.neg, asarray(x))
 
 
 def square(x):
+    """x * x, elementwise.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.square(np.array([-2.0, 3.0]))
+    array([4., 9.])
+    """
     x = asarray(x)
     return multiply(x, x)
 
@@ -162,28 +220,69 @@ softplus = _unary_float(P.softplus)
 
 
 def abs(x):
+    """|x|, elementwise; abs'(0) = 0, as PyTorch.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.abs(np.array([-2.0, 0.0, 3.0]))
+    array([2., 0., 3.])
+    >>> gc.grad(lambda x: gc.sum(gc.abs(x)))(np.array([-2.0, 0.0, 3.0]))
+    array([-1.,  0.,  1.])
+    """
     return bind(P.abs, asarray(x))
 
 
 def sign(x):
+    """-1, 0 or 1 by the sign of x (NaN stays NaN); its gradient is 0.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.sign(np.array([-2.0, 0.0, 3.0]))
+    array([-1.,  0.,  1.])
+    """
     return bind(P.sign, asarray(x))
 
 
 def relu(x):
-    """max(x, 0) with relu'(0) = 0, as PyTorch."""
+    """max(x, 0) with relu'(0) = 0, as PyTorch.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.relu(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 2.])
+    >>> gc.grad(lambda x: gc.sum(gc.relu(x)))(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 1.])
+    """
     return where(greater(x, 0), x, 0)
 
 
 def maximum(x, y):
+    """The larger of x and y, elementwise (NaN propagates); on ties each gets half the gradient.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.maximum(np.array([1.0, 5.0]), 3.0)
+    array([3., 5.])
+    """
     return _elementwise(P.maximum, x, y)
 
 
 def minimum(x, y):
+    """The smaller of x and y, elementwise (NaN propagates); on ties each gets half the gradient.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.minimum(np.array([1.0, 5.0]), 3.0)
+    array([1., 3.])
+    """
     return _elementwise(P.minimum, x, y)
 
 
 def where(condition, x, y):
-    """x where condition holds, else y (broadcasting all three); the gradient flows to the chosen one."""
+    """x where condition holds, else y (broadcasting all three); the gradient flows to the chosen one.
+
+    Inside gc.jit this is how a value decides between two results (Python's ``if`` cannot).
+
+    >>> import numpy as np, gradc as gc
+    >>> x = np.array([-1.0, 2.0])
+    >>> gc.where(x > 0, x, 0.1 * x)
+    array([-0.1,  2. ])
+    """
     condition = asarray(condition)
     trace = core.top_trace((condition, x, y))
     if trace is not None:
@@ -198,7 +297,12 @@ def where(condition, x, y):
 
 
 def clip(x, lo=None, hi=None):
-    """Limits x to [lo, hi]; the gradient passes where lo <= x <= hi."""
+    """Limits x to [lo, hi]; the gradient passes where lo <= x <= hi.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.clip(np.array([-2.0, 0.5, 3.0]), -1.0, 1.0)
+    array([-1. ,  0.5,  1. ])
+    """
     if lo is not None:
         x = where(less(x, lo), lo, x)
     if hi is not None:
@@ -207,11 +311,22 @@ def clip(x, lo=None, hi=None):
 
 
 def stop_gradient(x):
-    """The value of x, with no gradient flowing through it."""
+    """The value of x, with no gradient flowing through it.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.grad(lambda x: gc.sum(x * gc.stop_gradient(x)))(np.array([3.0]))
+    array([3.])
+    """
     return bind(P.stop_gradient, asarray(x))
 
 
 def astype(x, dtype):
+    """x converted to dtype (float32, float64, int32, int64 or bool), as ndarray.astype.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.astype(np.array([1.7, -1.7]), np.int64)
+    array([ 1, -1])
+    """
     x = asarray(x)
     dtype = dtypes.canonical(dtype)
     return x if x.dtype == dtype else bind(P.cast, x, dtype=dtype)
@@ -221,6 +336,11 @@ def _comparison(prim):
     def op(x, y):
         return _elementwise(prim, x, y)
     op.__name__ = prim.name
+    op.__qualname__ = prim.name
+    op.__doc__ = (f"numpy.{prim.name}(x, y): a bool array, with broadcasting; no gradient.\n\n"
+                  f">>> import numpy as np, gradc as gc\n"
+                  f">>> gc.{prim.name}(np.array([1.0, 2.0, 3.0]), 2.0).tolist() == "
+                  f"np.{prim.name}([1.0, 2.0, 3.0], 2.0).tolist()\nTrue\n")
     return op
 
 
@@ -245,11 +365,24 @@ def logical_not(x):
 
 
 def zeros_like(x, dtype=None):
+    """Zeros of x's shape and dtype (or ``dtype``).
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.zeros_like(np.ones((2, 2), np.float32))
+    array([[0., 0.],
+           [0., 0.]], dtype=float32)
+    """
     x = asarray(x)
     return broadcast_to(np.zeros((), dtype or x.dtype), x.shape)
 
 
 def ones_like(x, dtype=None):
+    """Ones of x's shape and dtype (or ``dtype``).
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.ones_like(np.zeros(3))
+    array([1., 1., 1.])
+    """
     x = asarray(x)
     return broadcast_to(np.ones((), dtype or x.dtype), x.shape)
 
@@ -283,7 +416,13 @@ def sum_axes(x, axes):
 
 
 def sum(x, axis=None, keepdims=False):
-    """Sum over axis (None: all), as numpy.sum; bools and ints sum as int64."""
+    """Sum over axis (None: all), as numpy.sum; bools and ints sum as int64.
+
+    >>> import numpy as np, gradc as gc
+    >>> x = np.arange(6.0).reshape(2, 3)
+    >>> gc.sum(x), gc.sum(x, axis=0), gc.sum(x, axis=1, keepdims=True).shape
+    (array(15.), array([3., 5., 7.]), (2, 1))
+    """
     x = asarray(x)
     if x.dtype == dtypes.bool_ or (x.dtype == dtypes.int32):
         x = astype(x, dtypes.int64)
@@ -292,6 +431,12 @@ def sum(x, axis=None, keepdims=False):
 
 
 def mean(x, axis=None, keepdims=False):
+    """Arithmetic mean over axis (None: all), as numpy.mean (integers average as float64).
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.mean(np.array([[1.0, 2.0], [3.0, 6.0]]), axis=0)
+    array([2., 4.])
+    """
     x = _float(x)
     axes = normalize_axes("mean", axis, x.ndim)
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
@@ -299,7 +444,14 @@ def mean(x, axis=None, keepdims=False):
 
 
 def max(x, axis=None, keepdims=False):
-    """Maximum over axis; the gradient is split equally among tied maxima."""
+    """Maximum over axis (None: all); the gradient is split equally among tied maxima.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.max(np.array([[1.0, 4.0], [3.0, 2.0]]), axis=1)
+    array([4., 3.])
+    >>> gc.grad(lambda x: gc.max(x))(np.array([1.0, 5.0, 5.0]))
+    array([0. , 0.5, 0.5])
+    """
     x = asarray(x)
     axes = normalize_axes("max", axis, x.ndim)
     if builtins.any(x.shape[a] == 0 for a in axes):
@@ -308,10 +460,22 @@ def max(x, axis=None, keepdims=False):
 
 
 def min(x, axis=None, keepdims=False):
+    """Minimum over axis (None: all); the gradient is split equally among tied minima.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.min(np.array([[1.0, 4.0], [3.0, 2.0]]), axis=0)
+    array([1., 2.])
+    """
     return negative(max(negative(x), axis, keepdims))
 
 
 def argmax(x, axis=None, keepdims=False):
+    """Index of the (first) maximum along axis (None: of the flattened array), as int64.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.argmax(np.array([[1.0, 4.0, 2.0], [7.0, 0.0, 7.0]]), axis=1)
+    array([1, 0])
+    """
     x = asarray(x)
     if axis is None:
         out = bind(P.argmax, reshape(x, (-1,)), axis=0)
@@ -321,11 +485,22 @@ def argmax(x, axis=None, keepdims=False):
 
 
 def argmin(x, axis=None, keepdims=False):
+    """Index of the (first) minimum along axis (None: of the flattened array), as int64.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.argmin(np.array([3.0, -1.0, 2.0]))
+    array(1)
+    """
     return argmax(negative(x), axis, keepdims)
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))), computed stably by shifting by the maximum."""
+    """log(sum(exp(x))) over axis, computed stably by shifting by the maximum.
+
+    >>> import numpy as np, gradc as gc
+    >>> float(gc.logsumexp(np.array([1000.0, 1000.0])))    # exp(1000) alone would overflow
+    1000.6931471805599
+    """
     x = _float(x)
     axes = normalize_axes("logsumexp", axis, x.ndim)
     shift = stop_gradient(max(x, axes, keepdims=True))
@@ -337,6 +512,13 @@ def logsumexp(x, axis=None, keepdims=False):
 # ---- shape ---------------------------------------------------------------------------------------
 
 def reshape(x, shape):
+    """x with a new shape of the same size (one dimension may be -1), as numpy.reshape.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.reshape(np.arange(6.0), (2, -1))
+    array([[0., 1., 2.],
+           [3., 4., 5.]])
+    """
     x = asarray(x)
     shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(int(s) for s in shape)
     if shape.count(-1) > 1:
@@ -350,6 +532,12 @@ def reshape(x, shape):
 
 
 def transpose(x, axes=None):
+    """x with its axes permuted (reversed when axes is None), as numpy.transpose.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.transpose(np.zeros((2, 3, 4)), (1, 0, 2)).shape
+    (3, 2, 4)
+    """
     x = asarray(x)
     perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1)
                                                                      for a in axes)
@@ -366,6 +554,12 @@ def swap_last(x):
 
 
 def expand_dims(x, axis):
+    """x with a new axis of size 1 at position axis, as numpy.expand_dims.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.expand_dims(np.ones(3), 0).shape
+    (1, 3)
+    """
     x = asarray(x)
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     ndim = x.ndim + len(axes)
@@ -377,6 +571,12 @@ def expand_dims(x, axis):
 
 
 def squeeze(x, axis=None):
+    """x without its axes of size 1 (or just those in axis), as numpy.squeeze.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.squeeze(np.ones((1, 3, 1))).shape
+    (3,)
+    """
     x = asarray(x)
     if axis is None:
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
@@ -389,6 +589,12 @@ def squeeze(x, axis=None):
 
 
 def concatenate(xs, axis=0):
+    """The arrays xs joined along an existing axis, as numpy.concatenate.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.concatenate([np.ones(2), np.zeros(1)])
+    array([1., 1., 0.])
+    """
     xs = _promote(*xs)
     if axis is None:
         xs, axis = [reshape(x, (-1,)) for x in xs], 0
@@ -404,6 +610,13 @@ def concatenate(xs, axis=0):
 
 
 def stack(xs, axis=0):
+    """The arrays xs (all of one shape) joined along a new axis, as numpy.stack.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.stack([np.ones(2), np.zeros(2)], axis=1)
+    array([[1., 0.],
+           [1., 0.]])
+    """
     xs = [asarray(x) for x in xs]
     shapes = {x.shape for x in xs}
     if len(shapes) != 1:
@@ -527,7 +740,12 @@ def take_along_rows(x, labels, op):
 # ---- linear algebra ------------------------------------------------------------------------------
 
 def matmul(a, b):
-    """a @ b as numpy.matmul: 1-D vectors, 2-D matrices and broadcast batches of matrices."""
+    """a @ b as numpy.matmul: 1-D vectors, 2-D matrices and broadcast batches of matrices.
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.matmul(np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]]))
+    array([[11.]])
+    """
     a, b = _promote(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"matmul: operands must be at least 1-d, got shapes {a.shape} and "
@@ -546,7 +764,12 @@ def matmul(a, b):
 
 
 def dot(a, b):
-    """numpy.dot for scalars, vectors and matrices (and N-d by 1-d / 2-d)."""
+    """numpy.dot for scalars, vectors and matrices (and N-d by 1-d / 2-d).
+
+    >>> import numpy as np, gradc as gc
+    >>> gc.dot(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    array(11.)
+    """
     a, b = asarray(a), asarray(b)
     if a.ndim == 0 or b.ndim == 0:
         return multiply(a, b)

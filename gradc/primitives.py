@@ -356,6 +356,64 @@ scatter_add = define(Primitive("scatter_add", "scatter", _scatter_add_impl,
                                linear_args=(0,), c="scatter_add"))
 
 
+# ---- random numbers ------------------------------------------------------------------------------
+
+# NOTE: a primitive because random bits need 32-bit integer mixing (rotations, xor, wrapping adds)
+# that gradc's float-and-index ops cannot express; everything in gc.random is composed from it.
+THREEFRY_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+
+
+def threefry2x32(k0, k1, c0, c1):
+    """Threefry-2x32, 20 rounds (Salmon et al. 2011, Random123): the counter words (c0, c1)
+    encrypted under the key (k0, k1); uint32 arrays in and out. csrc's gradc_threefry2x32 is the
+    same function in C."""
+    k0, k1, x0, x1 = (np.asarray(v, np.uint32) for v in (k0, k1, c0, c1))
+    keys = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
+    with np.errstate(over="ignore"):          # the adds wrap modulo 2^32 by design
+        x0, x1 = x0 + keys[0], x1 + keys[1]
+        for i in range(20):
+            r = np.uint32(THREEFRY_ROTATIONS[i % 8])
+            x0 = x0 + x1
+            x1 = ((x1 << r) | (x1 >> (np.uint32(32) - r))) ^ x0
+            if i % 4 == 3:
+                s = i // 4 + 1
+                x0 = x0 + keys[s % 3]
+                x1 = x1 + keys[(s + 1) % 3] + np.uint32(s)
+    return x0, x1
+
+
+def _random_impl(key, shape, dtype):
+    """Element i (row-major) is Threefry of the counter i under the key's two low 32-bit words:
+    int64 gives the first output word, float32 its top 24 bits as a uniform in [0, 1), float64
+    53 bits of both words."""
+    k = np.asarray(key).astype(np.int64) & 0xFFFFFFFF
+    i = np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.uint64)
+    o0, o1 = threefry2x32(k[0], k[1], i >> np.uint64(32), i & np.uint64(0xFFFFFFFF))
+    dtype = np.dtype(dtype)
+    if dtype == np.int64:
+        out = o0.astype(np.int64)
+    elif dtype == np.float32:
+        out = (o0 >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+    else:
+        out = ((o0 >> np.uint32(5)).astype(np.float64) * 67108864.0
+               + (o1 >> np.uint32(6)).astype(np.float64)) * 2.0 ** -53
+    return out.reshape(shape)
+
+
+def _random_rule(key, shape, dtype):
+    if key[0] != (2,) or np.dtype(key[1]).kind not in "iu":
+        raise TypeError(f"gc.random: a key is an integer array of shape (2,) made by "
+                        f"gc.random.key(seed) or gc.random.split, not {key[1]}{list(key[0])} "
+                        f"(at {user_location()})")
+    return tuple(shape), np.dtype(dtype)
+
+
+# Counter-based random numbers of `shape` from a key: raw 32-bit words (int64) or uniforms in
+# [0, 1) (float32 / float64); no derivative (the key is an integer).
+random_bits = define(Primitive("random_bits", "random", _random_impl, _random_rule,
+                               c="random_bits"))
+
+
 # ---- matmul --------------------------------------------------------------------------------------
 
 def _matmul_rule(a, b):

@@ -32,3 +32,13 @@ def test_transformer_reference_gradients_match_gradc_in_float64():
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     for name, got, want in zip(w.arg_names, grads, ref_grads):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.abs(want).max(), err_msg=name)
+
+
+def test_train_step_bench_runs_an_engine_in_its_own_process(capsys):
+    """bench/train_step.py on a tiny batch with the interpreted engine: a timed row, its weights
+    checked against the first engine's (itself)."""
+    from bench import train_step
+    assert train_step.main(["--batches", "8", "--engines", "gradc-numpy", "--quick",
+                            "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "| mlp[8] Adam step | gradc-numpy |" in out and "skipped" not in out

@@ -1220,6 +1220,9 @@ def _warning_cases():
             (f"big_cols_{name}", lambda x: (gc.sum(x, axis=0), gc.max(x, axis=0), gc.sum(x * x)),
              (gc.Spec((400, 300), dt),)),
             (f"identity_const_{name}", lambda x: (x, np.ones(3, dt), 2.5, x[::-1]), (_f(3, dt),)),
+            (f"random_{name}", lambda x, key: (gc.random.split(key)[1],
+                                               x * gc.random.uniform(key, x.shape, dt)),
+             (_f(4, dt), gc.random.key(5))),
         ]
         for idt in (np.int32, np.int64):
             cases.append((f"int_{np.dtype(idt).name}_{name}", _int_ops,

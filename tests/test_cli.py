@@ -226,3 +226,35 @@ def test_main_returns_the_exit_status(tmp_path, capsys, monkeypatch):
     assert main(["cache", "info"]) == 0
     assert main(["build", str(tmp_path / "missing.py")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    from gradc import cli, demo
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    for parser in [*parsers(cli._parser()), demo.make_parser()]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help, f"{parser.prog}: {action.option_strings or action.dest} has no help"
+
+
+def test_demo_torch_engine_without_torch_fails_loudly(tmp_path):
+    fake = tmp_path / "site"
+    fake.mkdir()
+    (fake / "torch.py").write_text("raise ImportError('No module named torch (simulated)')\n")
+    env = dict(os.environ, PYTHONPATH=f"{fake}{os.pathsep}{ROOT}")
+    result = subprocess.run([sys.executable, "-m", "gradc", "demo", "--engines", "c,torch",
+                             "--steps", "2"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the 'torch' engine needs PyTorch" in result.stderr
+    assert "gradc demo:" not in result.stdout           # nothing was trained

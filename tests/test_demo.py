@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 
 from gradc import demo
 from gradc.datasets import load_digits, train_test_split
@@ -53,3 +54,48 @@ def test_demo_reports_an_unavailable_engine_and_still_runs_the_interpreted_one()
     assert "test_accuracy" in engines["numpy"]
     assert len(lines) == 1 and "no-such-backend" in lines[0]
 
+
+
+def test_progress_bar_and_table_report_the_same_loss(capsys):
+    X, y = load_digits()
+    split = train_test_split(X, y, test_frac=0.25, seed=0)
+    r = demo.train_classifier(demo.MODELS["softmax_regression"], split, backend="numpy",
+                              steps=70, progress=True)
+    assert r["loss"] == np.mean(r["losses"][-demo.LOSS_WINDOW:])
+    bar = capsys.readouterr().err
+    assert f"loss={r['loss']:.4f}" in bar.rsplit("\r", 1)[-1]        # the bar's last state
+    results = {"dataset": {"name": "digits", "n_train": 1, "n_test": 1, "n_features": 64,
+                           "n_classes": 10},
+               "models": {"m": {"title": "softmax regression", "engines": {"numpy": r},
+                                "speedup": None}}}
+    out = io.StringIO()
+    demo.report(results, file=out)
+    assert f"{r['loss']:.4f}" in out.getvalue()
+
+
+def test_training_step_is_one_compiled_function_with_sgd_momentum():
+    """fit's step (loss, gradients, gc.optim update) equals SGD with momentum written out."""
+    r = np.random.default_rng(0)
+    X, y = r.standard_normal((16, 3)), r.integers(0, 2, 16)
+    params = {"W": np.zeros((3, 2)), "b": np.zeros(2)}
+    result = demo.fit(lambda p, X, y: demo.gc.nn.cross_entropy(X @ p["W"] + p["b"], y), params,
+                      (X, y), steps=3, lr=0.1, momentum=0.9, backend="numpy")
+    W, b, vW, vb = params["W"], params["b"], 0.0, 0.0
+    for _ in range(3):
+        def loss(W, b):
+            return demo.gc.nn.cross_entropy(X @ W + b, y)
+        gW, gb = demo.gc.grad(loss, argnums=(0, 1))(W, b)
+        vW, vb = 0.9 * vW + gW, 0.9 * vb + gb
+        W, b = W - 0.1 * vW, b - 0.1 * vb
+    np.testing.assert_allclose(result.params["W"], W, rtol=1e-12)
+    np.testing.assert_allclose(result.params["b"], b, rtol=1e-12)
+
+
+def test_torch_engine_trains_the_same_model():
+    pytest.importorskip("torch")
+    X, y = load_digits()
+    split = train_test_split(X, y, test_frac=0.25, seed=0)
+    model = demo.MODELS["mlp"]
+    ours = demo.train_classifier(model, split, backend="numpy", steps=20)
+    theirs = demo.train_classifier(model, split, backend="torch", steps=20)
+    np.testing.assert_allclose(theirs["losses"], ours["losses"], rtol=1e-4)

@@ -95,3 +95,19 @@ def test_gradient_check(backend):
         np.testing.assert_allclose(case["grads"], case["expected"], rtol=1e-6)
         assert case["report"].ok and len(case["report"]) == len(case["expected"])
     assert r["(x + y) z"]["grads"] == (-4.0, -4.0, 3.0)
+
+
+def test_mlp_adam_dropout(backend):
+    r = run_example("mlp_adam_dropout", "--steps", "150", "--backend", backend)
+    assert r["test_accuracy"] > 0.9
+    assert r["losses"][-20:].mean() < 0.3 * r["losses"][:20].mean()
+
+
+def test_mlp_adam_dropout_same_run_on_both_backends():
+    """The random numbers (initialisation, dropout masks) are made in the compiled code: the C
+    and interpreted runs see the same masks, so their losses agree step by step."""
+    if _c_backend_skip_reason():
+        pytest.skip("no C backend")
+    c = run_example("mlp_adam_dropout", "--steps", "30", "--backend", "c")
+    interpreted = run_example("mlp_adam_dropout", "--steps", "30", "--backend", "numpy")
+    np.testing.assert_allclose(c["losses"], interpreted["losses"], rtol=1e-4)

@@ -93,6 +93,15 @@ def hinge_inputs(r, batch, classes, margin):
 
 # ---- NumPy references for the composites ---------------------------------------------------------
 
+def np_uniform64(key, shape):
+    """gc.random.uniform's float64 values: 53 bits of Threefry-2x32 of each element's position
+    (gradc.primitives.threefry2x32 is checked against Random123's answers in test_random.py)."""
+    from gradc.primitives import threefry2x32
+    i = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    w0, w1 = threefry2x32(key[0], key[1], i >> np.uint64(32), i & np.uint64(0xFFFFFFFF))
+    return (((w0 >> 5) * 67108864.0 + (w1 >> 6)) * 2.0 ** -53).reshape(shape)
+
+
 def np_logsumexp(x, axis=None, keepdims=False):
     m = np.max(x, axis=axis, keepdims=True)
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
@@ -156,6 +165,10 @@ MASK = np.array([True, False, True, False])          # a captured bool constant
 CONST = np.linspace(-1.0, 1.0, 8).reshape(4, 2)   # a captured float64 array constant
 
 OPS = [
+    # ---- random numbers: x scaled by float64 uniforms drawn from a key argument (gc.random)
+    op("random_uniform_scale", lambda x, key: x * gc.random.uniform(key, x.shape, np.float64),
+       lambda x, key: x * np_uniform64(key, x.shape),
+       lambda r: (normal(r, M, K), r.integers(0, 2 ** 32, 2))),
     # ---- elementwise, unary
     op("negative", lambda x: gc.negative(x), np.negative, lambda r: (normal(r, M, K),)),
     op("op_neg", lambda x: -x, lambda x: -x, lambda r: (normal(r, M, K),)),

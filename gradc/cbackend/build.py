@@ -311,14 +311,24 @@ def prune():
 
 
 def cache_info():
-    """Location, number of entries and size of the disk cache."""
+    """Location, number of entries and size of the disk cache.
+
+    >>> import gradc as gc
+    >>> sorted(gc.cache_info())
+    ['bytes', 'entries', 'location']
+    """
     sizes = _entry_sizes()
     return {"location": str(cache_dir()), "entries": sum(1 for p in sizes if p.exists()),
             "bytes": sum(size for size, _ in sizes.values())}
 
 
 def clear_cache():
-    """Removes every compiled entry; returns how many were removed."""
+    """Removes every compiled entry; returns how many were removed.
+
+    >>> import gradc as gc
+    >>> isinstance(gc.clear_cache(), int)
+    True
+    """
     sizes = _entry_sizes()
     for lib in sizes:
         _remove(lib)

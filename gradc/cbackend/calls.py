@@ -1,5 +1,5 @@
 """C for the steps that are not fused loops, one lowering per C form of the primitive table:
-matmul (BLAS), gather, scatter_add, unslice, concatenate, argmax. Each takes the emitter and the
+matmul (BLAS), gather, scatter_add, unslice, concatenate, argmax, random_bits. Each takes the emitter and the
 plan's Call; how a product is shared among threads was decided by the schedule pass."""
 import numpy as np
 
@@ -164,5 +164,14 @@ def argmax(em, step):
     em.out("}")
 
 
+def random_bits(em, step):
+    """Counter-based random numbers (csrc: gradc_random_*), element s from the counter s."""
+    node = step.node
+    key = em.ptr(node.inputs[0])
+    form = {"int64": "bits", "float32": "uniformf", "float64": "uniform"}[node.dtype.name]
+    em.out(f"for (int64_t s = 0; s < {node.size}; s++) {em.ptr(node)}[s] = gradc_random_{form}("
+           f"(uint32_t){key}[0], (uint32_t){key}[1], s);", note=em.comment(node))
+
+
 CALLS = {"matmul": matmul, "gather": gather, "scatter_add": scatter_add, "unslice": unslice,
-         "concatenate": concatenate, "argmax": argmax}
+         "concatenate": concatenate, "argmax": argmax, "random_bits": random_bits}
