@@ -221,7 +221,8 @@ def _machine():
     model = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return f"{model}, {os.cpu_count()} cores"
@@ -241,7 +242,8 @@ def report(out):
         lines.append(f"| {label} (vs direct, {base[-2]} thread(s)) | {ms(r['median_s'])} | "
                      f"{ms(r['shard_compute_s'])} | {ms(r['median_s'] - r['shard_compute_s'])} | "
                      f"{ms(r['median_s'] - d)} | {r['median_s'] / d:.2f} |")
-    for key, label in (("direct_1t", "direct call, 1 thread"), ("direct_2t", "direct call, 2 threads")):
+    for key, label in (("direct_1t", "direct call, 1 thread"),
+                       ("direct_2t", "direct call, 2 threads")):
         lines.append(f"| {label} | {ms(out[key]['median_s'])} | | | | 1 |")
     shipped = out["numpy_each_call_2w"]["median_s"]
     lines.append(f"| one call with NumPy data sent each time, 2 workers | {ms(shipped)} | | | "

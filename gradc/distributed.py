@@ -60,8 +60,8 @@ class ShardKernel:
         value, grads = self.fn(params, *shard)
         weight = len(shard[0]) if reduction == "mean" else 1
         dtypes = (value.dtype, [g.dtype for g in tree_flatten(grads)[0]])
-        return (len(shard[0]), _scaled(value, weight), tree_map(lambda g: _scaled(g, weight), grads),
-                dtypes)
+        grads = tree_map(lambda g: _scaled(g, weight), grads)
+        return len(shard[0]), _scaled(value, weight), grads, dtypes
 
 
 def _unpickle_kernel(loss, backend):

@@ -135,7 +135,8 @@ def test_data_parallel_fit_sends_params_once_per_step(client, monkeypatch):
     dp = gd.DataParallel(mlp_loss, X, y, client=client)
     sent = []
     scatter = client.scatter
-    monkeypatch.setattr(client, "scatter", lambda data, **kw: sent.append(kw) or scatter(data, **kw))
+    monkeypatch.setattr(client, "scatter",
+                        lambda data, **kw: sent.append(kw) or scatter(data, **kw))
 
     def sgd(p, g):
         return gc.tree_map(lambda w, dw: w - 0.5 * dw, p, g)
