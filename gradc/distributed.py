@@ -21,7 +21,7 @@ from .tree import tree_flatten, tree_map, tree_unflatten
 REDUCTIONS = ("mean", "sum")
 _STATS = {"kernels": 0}                # per process: ShardKernels unpickled (once per worker)
 _LIVE = weakref.WeakSet()              # the ShardKernels of this process, for worker_stats()
-_SHIPPED = weakref.WeakKeyDictionary()     # client -> {(loss, backend): future of its kernel}
+_SHIPPED = {}                          # (client id, loss, backend) -> future of its kernel
 
 
 def _dask():
@@ -145,12 +145,13 @@ def _as_dask(data, chunks):
 
 def _shipped_kernel(client, loss, backend):
     """The kernel of loss, scattered to every worker once per client (not with every task)."""
-    shipped = _SHIPPED.setdefault(client, {})
-    future = shipped.get((loss, backend))
+    for key in [k for k, f in _SHIPPED.items() if f.client.status in ("closing", "closed")]:
+        del _SHIPPED[key]          # a closed client's futures are gone with it
+    key = (client.id, loss, backend)
+    future = _SHIPPED.get(key)
     if future is None or future.status != "finished":
         kernel = ShardKernel(loss, backend)
-        future = shipped[(loss, backend)] = client.scatter([kernel], broadcast=True,
-                                                           hash=False)[0]
+        future = _SHIPPED[key] = client.scatter([kernel], broadcast=True, hash=False)[0]
     return future
 
 
