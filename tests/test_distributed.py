@@ -162,6 +162,13 @@ def test_data_parallel_fit_sends_params_once_per_step(client, monkeypatch):
     for _ in range(2):
         want, state = optimizer.update(want, local(want, X, y)[1], state)
     _assert_same(got, want, "2 momentum steps")
+    if hasattr(gc, "optim"):          # gc.optim's adam, through the same interface
+        adam = gc.optim.adam(0.05)
+        got, _ = dp.fit(params, steps=2, optimizer=adam)
+        want, state = params, adam.init(params)
+        for _ in range(2):
+            want, state = adam.update(want, local(want, X, y)[1], state)
+        _assert_same(got, want, "2 adam steps")
     with pytest.raises(TypeError, match="exactly one"):
         dp.fit(params, steps=1)
 
