@@ -9,6 +9,7 @@ order, weighted by rows for reduction="mean" (a loss that averages over its rows
 only picklable things (gradc/pickling.py). Needs `pip install 'gradc[dask]'`.
 """
 import numbers
+import uuid
 import warnings
 import weakref
 
@@ -19,9 +20,11 @@ from .transforms import value_and_grad as _value_and_grad
 from .tree import tree_flatten, tree_map, tree_unflatten
 
 REDUCTIONS = ("mean", "sum")
-_STATS = {"kernels": 0}                # per process: ShardKernels unpickled (once per worker)
-_LIVE = weakref.WeakSet()              # the ShardKernels of this process, for worker_stats()
-_SHIPPED = weakref.WeakKeyDictionary()     # client -> {(loss, backend): future of its kernel}
+_STATS = {"deliveries": 0}             # per process: ShardKernels unpickled
+# The ShardKernels of this process by token (held by their worker plugin): a kernel delivered
+# twice is still one kernel, compiled once.
+_KERNELS = weakref.WeakValueDictionary()
+_SHIPPED = {}                          # (client id, loss, backend) -> token of its kernel
 
 
 def _dask():
@@ -42,14 +45,15 @@ class ShardKernel:
     Pickled as (loss, backend): each worker unpickles it once, makes one gc.jit and traces each
     shard signature once."""
 
-    def __init__(self, loss, backend="c"):
+    def __init__(self, loss, backend="c", token=None):
         self.loss = loss
         self.backend = backend
+        self.token = token or uuid.uuid4().hex
         self.fn = jit(_value_and_grad(loss, argnums=0), backend=backend)
-        _LIVE.add(self)
+        _KERNELS[self.token] = self
 
     def __reduce__(self):
-        return _unpickle_kernel, (self.loss, self.backend)
+        return _unpickle_kernel, (self.token, self.loss, self.backend)
 
     def __repr__(self):
         return f"ShardKernel({getattr(self.loss, '__qualname__', self.loss)!r}, {self.backend!r})"
@@ -60,13 +64,14 @@ class ShardKernel:
         value, grads = self.fn(params, *shard)
         weight = len(shard[0]) if reduction == "mean" else 1
         dtypes = (value.dtype, [g.dtype for g in tree_flatten(grads)[0]])
-        return (len(shard[0]), _scaled(value, weight), tree_map(lambda g: _scaled(g, weight), grads),
-                dtypes)
+        grads = tree_map(lambda g: _scaled(g, weight), grads)
+        return len(shard[0]), _scaled(value, weight), grads, dtypes
 
 
-def _unpickle_kernel(loss, backend):
-    _STATS["kernels"] += 1
-    return ShardKernel(loss, backend)
+def _unpickle_kernel(token, loss, backend):
+    _STATS["deliveries"] += 1
+    kernel = _KERNELS.get(token)
+    return kernel if kernel is not None else ShardKernel(loss, backend, token)
 
 
 def _scaled(x, weight):
@@ -78,10 +83,11 @@ def _add(a, b):
 
 
 def worker_stats():
-    """This process's counts: ShardKernels unpickled and shard signatures compiled by them (for
-    `client.run(gradc.distributed.worker_stats)`)."""
-    return {"kernels": _STATS["kernels"],
-            "signatures": sum(len(k.fn._cache) for k in list(_LIVE))}
+    """This process's counts, for `client.run(gradc.distributed.worker_stats)`: ShardKernels
+    received (unpickled), kernels alive and the shard signatures they compiled."""
+    kernels = list(_KERNELS.values())
+    return {"deliveries": _STATS["deliveries"], "kernels": len(kernels),
+            "signatures": sum(len(k.fn._cache) for k in kernels)}
 
 
 # ---- the client side -----------------------------------------------------------------------------
@@ -144,14 +150,17 @@ def _as_dask(data, chunks):
 
 
 def _shipped_kernel(client, loss, backend):
-    """The kernel of loss, scattered to every worker once per client (not with every task)."""
-    shipped = _SHIPPED.setdefault(client, {})
-    future = shipped.get((loss, backend))
-    if future is None or future.status != "finished":
-        kernel = ShardKernel(loss, backend)
-        future = shipped[(loss, backend)] = client.scatter([kernel], broadcast=True,
-                                                           hash=False)[0]
-    return future
+    """The token of loss's kernel, installed once in every worker, present and future, through a
+    worker plugin. Not scattered data: Dask's active memory manager drops extra replicas of that
+    between graphs, and a kernel sent again is unpickled and traced again."""
+    from ._dask_plugin import InstallKernel
+    key = (client.id, loss, backend)
+    token = _SHIPPED.get(key)
+    if token is None:
+        plugin = InstallKernel(ShardKernel(loss, backend))
+        client.register_plugin(plugin, name=plugin.name)
+        token = _SHIPPED[key] = plugin.kernel.token
+    return token
 
 
 def _combine(parts, reduction):
@@ -177,28 +186,31 @@ def _finish(total, reduction):
 def _run(client, loss, backend, params, arrays, reduction, attempts=3):
     """One data-parallel evaluation: params broadcast to the workers once, one task per shard
     (shards of no rows skipped). Dask reruns the tasks of a worker that dies and recomputes lost
-    shards from the graph; scattered data (the kernel, the params) it cannot recompute, so when
-    the only workers holding it die, they are sent again and the step rerun."""
+    shards from the graph; scattered params it cannot recompute, so when every worker holding
+    them died, they are sent again and the step rerun."""
     dask, _, _ = _dask()
     from concurrent.futures import CancelledError
     blocks = [a.to_delayed().ravel() for a in arrays]
     part = dask.delayed(_shard, pure=True)
+    kernel = _shipped_kernel(client, loss, backend)
     for attempt in range(attempts):
-        kernel = _shipped_kernel(client, loss, backend)
         params_future = client.scatter([params], broadcast=True, hash=False)[0]
         parts = [part(kernel, params_future, reduction, *(b[i] for b in blocks))
                  for i, rows in enumerate(arrays[0].chunks[0]) if rows]
         try:
             return client.compute(_combine(parts, reduction)).result()
         except CancelledError:
-            lost = kernel.status != "finished" or params_future.status != "finished"
-            if not lost or attempt == attempts - 1:
+            if params_future.status == "finished" or attempt == attempts - 1:
                 raise
         finally:
             params_future.release()
 
 
-def _shard(kernel, params, reduction, *shard):
+def _shard(token, params, reduction, *shard):
+    kernel = _KERNELS.get(token)
+    if kernel is None:
+        raise RuntimeError(f"gradc.distributed: kernel {token} is not installed in this worker "
+                           "(its plugin was unregistered?)")
     return kernel(params, reduction, *shard)
 
 
