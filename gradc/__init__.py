@@ -7,7 +7,8 @@ import numpy as np
 from . import nn
 from .dtypes import Spec
 from .eager import Tensor, no_grad, tensor
-from .errors import CompileError, ConcretizationError, GradientCheckError, ShapeError
+from .errors import (CheckError, CompileError, ConcretizationError, GradientCheckError,
+                     GradientHazardWarning, NonFiniteError, ShapeError)
 from .jit import Compiled, Jitted, Lowered, jit
 from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concatenate, cos, divide, dot,
                   equal, exp, expand_dims, expm1, greater, greater_equal, less, less_equal, log,

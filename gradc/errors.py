@@ -21,6 +21,27 @@ class CompileError(RuntimeError):
     """The C compiler is missing or rejected the generated code."""
 
 
+class NonFiniteError(FloatingPointError):
+    """debug_nans: a call made a NaN or Inf from finite values. Attributes: `op`, `phase` (as
+    written: "the forward pass", "the gradient of sqrt"), `loc` (the user's file:line), `node`."""
+
+    def __init__(self, message, op=None, phase=None, loc=None, node=None):
+        super().__init__(message)
+        self.op, self.phase, self.loc, self.node = op, phase, loc, node
+
+
+class CheckError(AssertionError):
+    """gc.check: the backends or finite differences disagree. `report` holds the full comparison."""
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+class GradientHazardWarning(UserWarning):
+    """A pattern whose gradient (or value) is NaN, Inf or inaccurate at some inputs (gc.lint)."""
+
+
 def user_location():
     """The file:line of the innermost frame outside the gradc package ('?' if there is none)."""
     frame = sys._getframe(1)

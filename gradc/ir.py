@@ -8,6 +8,29 @@ from .dtypes import short_name
 _ids = itertools.count()
 
 
+class Phase(str):
+    """A node's pass, "fwd" or "rev" (compares equal to the plain string), remembering the
+    primitive whose derivative rule made the node (`rule`, None for the traced function's own
+    nodes), so a NaN or a hazard found in a gradient can be named "in the gradient of sqrt".
+    A str subclass so every copy of a node (simplification, the C backend) keeps it unchanged."""
+
+    def __new__(cls, value, rule=None):
+        phase = super().__new__(cls, value)
+        phase.rule = rule
+        return phase
+
+    def __reduce__(self):
+        return Phase, (str(self), self.rule)
+
+
+def describe_phase(phase):
+    """'the forward pass', 'the gradient of sqrt', 'the forward-mode derivative of exp'."""
+    rule = getattr(phase, "rule", None)
+    if phase == "rev":
+        return f"the gradient of {rule}" if rule else "the gradient pass"
+    return f"the forward-mode derivative of {rule}" if rule else "the forward pass"
+
+
 class Node:
     """One value of a graph: a primitive applied to input nodes, with its static shape and dtype.
 

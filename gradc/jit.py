@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from . import backends, core, dtypes, ops, pickling
+from . import backends, core, dtypes, nans, ops, pickling
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -52,12 +52,13 @@ class Lowered:
         self.in_tree = in_tree
         self.out_tree = out_tree
         self.in_names = in_names
-        self.out_names = [f"out{i}" for i in range(len(graph.outputs))]
+        self.out_names = leaf_names("output", out_tree)
         self.backend = backend
         self.fixed_leaves = set()          # leaves that were static values (e.g. a string option)
         self.bind = None                   # maps a call's (args, kwargs) as the jitted function did
         self.jitted = None                 # the Jitted that traced it, and the call as Specs:
         self.abstract_call = None          # what pickling a Compiled sends (gradc/pickling.py)
+        self.debug_nans = False            # Compiled replays a call whose outputs are not finite
         self._compiled = None
 
     @property
@@ -91,7 +92,8 @@ class Compiled:
         self.lowered = lowered
         self.executable = executable
         self._specs = [(n.shape, n.dtype) for n in lowered.graph.inputs]
-        self._fast = self.fast_path()
+        self._debug_nans = lowered.debug_nans
+        self._fast = None if self._debug_nans else self.fast_path()
 
     @property
     def stats(self):
@@ -114,6 +116,8 @@ class Compiled:
 
     def call_leaves(self, leaves):
         outs = self.executable(leaves)
+        if self._debug_nans:
+            nans.check(self.lowered, leaves, outs)
         return self._build(outs)
 
     @functools.cached_property
@@ -232,8 +236,9 @@ def output_builder(treedef):
 class Jitted:
     """The callable gc.jit returns. Retraces on a new signature; otherwise reuses the compiled code."""
 
-    def __init__(self, fn, static_argnums=(), backend="c"):
+    def __init__(self, fn, static_argnums=(), backend="c", debug_nans=None):
         self.fn = fn
+        self.debug_nans = nans.enabled_by_env() if debug_nans is None else bool(debug_nans)
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.backend = backend
@@ -317,6 +322,7 @@ class Jitted:
         lowered.abstract_call = _assemble(tree, fixed, statics,
                                           [pickling.abstract_leaf(leaf, sig)
                                            for leaf, sig in zip(leaves, sigs)])
+        lowered.debug_nans = self.debug_nans
         # The native call path takes the leaves of a positional call; a flat one needs no flattening.
         if statics or fixed or tree.children[1].children:
             lowered.fast_tree = None
@@ -346,7 +352,7 @@ class Jitted:
         if compiled is None:
             compiled = self._lower(args, leaves, tree, statics).compile()
             self._cache[key] = compiled
-        self._fast = compiled.fast_path()
+        self._fast = compiled._fast        # None when the call must take the general path
         arrays = [np.asarray(leaf, dtype=spec[1]) for leaf, spec in zip(leaves, compiled._specs)]
         return compiled.call_leaves(arrays)
 
@@ -363,12 +369,15 @@ def _assemble(tree, fixed, statics, leaves):
     return full, kwargs
 
 
-def jit(fn=None, *, static_argnums=(), backend="c"):
+def jit(fn=None, *, static_argnums=(), backend="c", debug_nans=None):
     """Compiles fn: traced once per signature (shapes, dtypes, structure, static values).
+    debug_nans=True (or GRADC_DEBUG_NANS=1 when the function is jitted) checks every call's
+    outputs and raises gc.NonFiniteError naming the node that made a NaN or Inf.
 
     >>> f = gc.jit(lambda x: gc.sum(x * x)); f(np.arange(3.0))
     array(5.)
     """
     if fn is None:
-        return functools.partial(jit, static_argnums=static_argnums, backend=backend)
-    return Jitted(fn, static_argnums, backend)
+        return functools.partial(jit, static_argnums=static_argnums, backend=backend,
+                                 debug_nans=debug_nans)
+    return Jitted(fn, static_argnums, backend, debug_nans)
