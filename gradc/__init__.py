@@ -10,6 +10,7 @@ from .eager import Tensor, no_grad, tensor
 from .errors import (CheckError, CompileError, ConcretizationError, GradientCheckError,
                      GradientHazardWarning, NonFiniteError, ShapeError)
 from .jit import Compiled, Jitted, Lowered, jit
+from .lint import lint
 from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concatenate, cos, divide, dot,
                   equal, exp, expand_dims, expm1, greater, greater_equal, less, less_equal, log,
                   log1p, logsumexp, matmul, max, maximum, mean, min, minimum, multiply, negative,

@@ -23,6 +23,7 @@ class Trace:
         self.capture_nodes = []
         self._captured_ids = {}
         self._const_ids = {}
+        self.made = []              # every node bound in this trace, dead ones too (for gc.lint)
         self.active = False
 
     def __enter__(self):
@@ -183,6 +184,7 @@ def bind(prim, *args, **params):
         nodes = [trace.node_of(a) for a in args]
         shape, dtype = prim.shape_rule(*[(n.shape, n.dtype) for n in nodes], **params)
         node = Node(prim, nodes, params, shape, dtype, loc=_loc(), phase=_phase())
+        trace.made.append(node)
         return Tracer(node, trace)
     from .eager import Tensor, apply_eager
     if any(isinstance(a, Tensor) for a in args):

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from . import backends, core, dtypes, nans, ops, pickling
+from . import backends, core, dtypes, lint, nans, ops, pickling
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -249,6 +249,7 @@ class Jitted:
             self._signature = None
         self._cache = {}
         self._fast = None          # Compiled.fast_path() of the last signature called
+        self._hazards_warned = set()   # (rule, line) pairs already reported (None: never warn)
         # NOTE: updated=(): fn's __dict__ may be another Jitted's (through a transform's wraps);
         # merging it would replace this one's state with the inner function's.
         functools.update_wrapper(self, fn, updated=())
@@ -312,6 +313,8 @@ class Jitted:
             out_leaves, out_tree = tree_flatten(out)
             outs = [lift(trace, o) for o in out_leaves]
         traced = Graph(trace.inputs, [o.node for o in outs])
+        if self._hazards_warned is not None:
+            lint.warn(lint.lint_nodes(trace.made), self._hazards_warned)
         graph = simplify(traced)
         lowered = Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
         lowered.fixed_leaves = {i for i, _ in fixed}
@@ -322,6 +325,7 @@ class Jitted:
         lowered.abstract_call = _assemble(tree, fixed, statics,
                                           [pickling.abstract_leaf(leaf, sig)
                                            for leaf, sig in zip(leaves, sigs)])
+        lowered.traced_nodes = trace.made
         lowered.debug_nans = self.debug_nans
         # The native call path takes the leaves of a positional call; a flat one needs no flattening.
         if statics or fixed or tree.children[1].children:
