@@ -12,6 +12,7 @@ from .errors import (CheckError, CompileError, ConcretizationError, GradientChec
 from .jit import Compiled, Jitted, Lowered, jit
 from .lint import lint
 from .check import check
+from .debug_print import debug_print
 from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concatenate, cos, divide, dot,
                   equal, exp, expand_dims, expm1, greater, greater_equal, less, less_equal, log,
                   log1p, logsumexp, matmul, max, maximum, mean, min, minimum, multiply, negative,

@@ -1,12 +1,13 @@
 """gc.jit: trace once per signature, simplify, hand the graph to a backend, cache the result.
 Also Lowered / Compiled (API.md section 1) and the argument checks of the call path."""
+import copy
 import functools
 import inspect
 import numbers
 
 import numpy as np
 
-from . import backends, core, dtypes, lint, nans, ops, pickling
+from . import backends, core, debug_print, dtypes, lint, nans, ops, pickling
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -59,6 +60,7 @@ class Lowered:
         self.jitted = None                 # the Jitted that traced it, and the call as Specs:
         self.abstract_call = None          # what pickling a Compiled sends (gradc/pickling.py)
         self.debug_nans = False            # Compiled replays a call whose outputs are not finite
+        self.prints = []                   # gc.debug_print calls: their values are the last outputs
         self._compiled = None
 
     @property
@@ -77,6 +79,16 @@ class Lowered:
         """The generated C for this signature."""
         return backends.get("c").generate(self).source
 
+    def without_prints(self):
+        """This signature without its gc.debug_print outputs (what AOT builds export)."""
+        if not self.prints:
+            return self
+        lowered = copy.copy(self)
+        main = len(self.graph.outputs) - sum(p.count for p in self.prints)
+        lowered.graph = Graph(self.graph.inputs, self.graph.outputs[:main])
+        lowered.prints, lowered._compiled = [], None
+        return lowered
+
     def compile(self):
         """A Compiled callable fixed to this signature."""
         if self._compiled is None:
@@ -93,6 +105,7 @@ class Compiled:
         self.executable = executable
         self._specs = [(n.shape, n.dtype) for n in lowered.graph.inputs]
         self._debug_nans = lowered.debug_nans
+        self._prints = lowered.prints
         self._fast = None if self._debug_nans else self.fast_path()
 
     @property
@@ -118,7 +131,12 @@ class Compiled:
         outs = self.executable(leaves)
         if self._debug_nans:
             nans.check(self.lowered, leaves, outs)
+        if self._prints:
+            self._emit_prints(outs)
         return self._build(outs)
+
+    def _emit_prints(self, outs):
+        debug_print.emit(self._prints, outs[len(outs) - sum(p.count for p in self._prints):])
 
     @functools.cached_property
     def _build(self):
@@ -131,7 +149,12 @@ class Compiled:
         tree = getattr(self.lowered, "fast_tree", None)
         if entry is None or tree is None:
             return None
-        return entry, self._build, None if tree == "flat" else leaf_extractor(tree)
+        build = self._build
+        if self._prints:      # print, then build the outputs (which ignores the printed values)
+            def build(outs, build=self._build):
+                self._emit_prints(outs)
+                return build(outs)
+        return entry, build, None if tree == "flat" else leaf_extractor(tree)
 
 
 def call_fast(fast, args):
@@ -312,7 +335,8 @@ class Jitted:
             out = self.fn(*full, **kwargs)
             out_leaves, out_tree = tree_flatten(out)
             outs = [lift(trace, o) for o in out_leaves]
-        traced = Graph(trace.inputs, [o.node for o in outs])
+            prints, print_values = debug_print.pending(trace)
+        traced = Graph(trace.inputs, [o.node for o in outs + print_values])
         if self._hazards_warned is not None:
             lint.warn(lint.lint_nodes(trace.made), self._hazards_warned)
         graph = simplify(traced)
@@ -326,6 +350,7 @@ class Jitted:
                                           [pickling.abstract_leaf(leaf, sig)
                                            for leaf, sig in zip(leaves, sigs)])
         lowered.traced_nodes = trace.made
+        lowered.prints = prints
         lowered.debug_nans = self.debug_nans
         # The native call path takes the leaves of a positional call; a flat one needs no flattening.
         if statics or fixed or tree.children[1].children:
