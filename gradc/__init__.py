@@ -13,6 +13,8 @@ from .jit import Compiled, Jitted, Lowered, jit
 from .lint import lint
 from .check import check
 from .debug_print import debug_print
+from . import compile_log as _compile_log
+_compile_log.enable_from_env()
 from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concatenate, cos, divide, dot,
                   equal, exp, expand_dims, expm1, greater, greater_equal, less, less_equal, log,
                   log1p, logsumexp, matmul, max, maximum, mean, min, minimum, multiply, negative,

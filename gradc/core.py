@@ -119,7 +119,11 @@ class Tracer(ArrayMethods):
         return (self[i] for i in range(len(self)))
 
     def __repr__(self):
-        return f"Tracer<{self.node.type_str}>"
+        # NOTE: print(x) inside gc.jit runs once, at trace time: say so, and what shows values.
+        made = "an argument" if self.node.prim.name == "input" else \
+            f"{self.node.prim.name} at {self.node.loc}"
+        return (f"Traced<{self.node.type_str}, {made}> (a symbolic value while tracing; "
+                f"gc.debug_print('{{}}', x) prints its values at run time)")
 
     def __hash__(self):
         return id(self)

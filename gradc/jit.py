@@ -4,10 +4,11 @@ import copy
 import functools
 import inspect
 import numbers
+import time
 
 import numpy as np
 
-from . import backends, core, debug_print, dtypes, lint, nans, ops, pickling
+from . import backends, compile_log, core, debug_print, dtypes, lint, nans, ops, pickling
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -92,8 +93,22 @@ class Lowered:
     def compile(self):
         """A Compiled callable fixed to this signature."""
         if self._compiled is None:
+            start = time.perf_counter()
             self._compiled = Compiled(self, backends.get(self.backend).compile(self))
+            compile_log.compiled(_name(self.fn), self.backend, time.perf_counter() - start,
+                                 self._compiled.stats)
         return self._compiled
+
+    def signature(self):
+        """'loss(W: f32[3,4], x: f64[]) -> (f64[], f32[3,4])'."""
+        ins = ", ".join(f"{n}: {s.type_str}" for n, s in zip(self.in_names, self.graph.inputs))
+        outs = [n.type_str for n in self.graph.outputs[:len(self.out_names)]]
+        out = outs[0] if self.out_tree.kind == "leaf" else "(" + ", ".join(outs) + ")"
+        return f"{_name(self.fn)}({ins}) -> {out}"
+
+    def __repr__(self):
+        return (f"<gc.Lowered {self.signature()}, backend={self.backend!r}, "
+                f"{len(self.graph.nodes)} nodes>")
 
 
 class Compiled:
@@ -114,6 +129,12 @@ class Compiled:
 
     def __reduce__(self):       # by the function and the signature; the receiver recompiles
         return pickling.reduce_compiled(self)
+
+    def __repr__(self):
+        stats = self.stats
+        kernels = f", {stats['kernels']} kernels" if stats.get("backend") == "c" else ""
+        hit = ", from the disk cache" if stats.get("cache_hit") else ""
+        return f"<gc.Compiled {self.lowered.signature()}, backend={self.lowered.backend!r}{kernels}{hit}>"
 
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:    # exactly matching arrays, checked in C
@@ -273,6 +294,8 @@ class Jitted:
         self._cache = {}
         self._fast = None          # Compiled.fast_path() of the last signature called
         self._hazards_warned = set()   # (rule, line) pairs already reported (None: never warn)
+        self._last_key = None      # the signature of the last call on the general path
+        self._misses = self._general_hits = 0
         # NOTE: updated=(): fn's __dict__ may be another Jitted's (through a transform's wraps);
         # merging it would replace this one's state with the inner function's.
         functools.update_wrapper(self, fn, updated=())
@@ -318,16 +341,22 @@ class Jitted:
             names += leaf_names(key, child)
         return names
 
+    def _leaf_names(self, args, tree):
+        """Names of the dynamic leaves (static leaves left out), as in error messages."""
+        tree, fixed = tree if isinstance(tree, tuple) else (tree, ())
+        return [n for i, n in enumerate(self._names(args, tree)) if i not in dict(fixed)]
+
     def lower(self, *args, **kwargs):
         """Traces for the signature of args (arrays or gc.Spec) without running."""
         args, kwargs = self._bind(args, kwargs)
         leaves, tree, statics = self._split(args, kwargs)
-        return self._lower(args, leaves, tree, statics)
+        return self._lower(args, leaves, tree, statics, "lower()")
 
-    def _lower(self, args, leaves, tree, statics):
+    def _lower(self, args, leaves, tree, statics, why=None):
+        start = time.perf_counter()
         sigs = [_signature_of(leaf) for leaf in leaves]
+        names = self._leaf_names(args, tree)
         tree, fixed = tree if isinstance(tree, tuple) else (tree, ())
-        names = [n for i, n in enumerate(self._names(args, tree)) if i not in dict(fixed)]
         with core.Trace() as trace:
             inputs = [trace.new_input(shape, dtype, weak, name=name)
                       for (shape, dtype, weak), name in zip(sigs, names)]
@@ -359,7 +388,22 @@ class Jitted:
             lowered.fast_tree = "flat"
         else:
             lowered.fast_tree = tree
+        if why is not None:
+            compile_log.traced(_name(self.fn), why, time.perf_counter() - start, lowered)
         return lowered
+
+    def cache_info(self):
+        """CacheInfo(hits, misses, entries): calls that reused a compiled signature, calls that
+        traced and compiled one, and the signatures held."""
+        native = sum(getattr(getattr(c.executable, "entry", None), "calls", 0)
+                     for c in self._cache.values())
+        return compile_log.CacheInfo(self._general_hits + native, self._misses, len(self._cache))
+
+    def __repr__(self):
+        sigs = [c.lowered.signature() for c in self._cache.values()]
+        shown = "; ".join(sigs[:3]) + ("; ..." if len(sigs) > 3 else "")
+        return (f"<gc.jit {_name(self.fn)}, backend={self.backend!r}, {len(sigs)} compiled "
+                f"signature{'s' if len(sigs) != 1 else ''}{': ' + shown if sigs else ''}>")
 
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:    # the signature of the last call, checked in C
@@ -379,8 +423,13 @@ class Jitted:
             raise TypeError(f"{getattr(self.fn, '__name__', 'function')}: static arguments must be "
                             f"hashable, got {[type(v).__name__ for _, v in statics]}") from None
         if compiled is None:
-            compiled = self._lower(args, leaves, tree, statics).compile()
+            self._misses += 1
+            why = compile_log.reason(self._last_key, key, self._leaf_names(args, tree))
+            compiled = self._lower(args, leaves, tree, statics, why).compile()
             self._cache[key] = compiled
+        else:
+            self._general_hits += 1
+        self._last_key = key
         self._fast = compiled._fast        # None when the call must take the general path
         arrays = [np.asarray(leaf, dtype=spec[1]) for leaf, spec in zip(leaves, compiled._specs)]
         return compiled.call_leaves(arrays)
@@ -396,6 +445,10 @@ def _assemble(tree, fixed, statics, leaves):
     for i, value in statics:
         full.insert(i, value)
     return full, kwargs
+
+
+def _name(fn):
+    return getattr(fn, "__name__", "function")
 
 
 def jit(fn=None, *, static_argnums=(), backend="c", debug_nans=None):
