@@ -135,31 +135,44 @@ class Graph:
         lines.append("  in (" + ", ".join(names[n.id] for n in self.outputs) + ") }")
         return "\n".join(lines)
 
-    def to_dot(self, title="gradc"):
-        """Graphviz DOT: op, shape and dtype per node; the reverse pass drawn in its own colour."""
+    def to_dot(self, title="gradc", out_names=None):
+        """Graphviz DOT: op, shape, dtype and the user's line per node; the reverse pass drawn in
+        its own colour (a legend says which); one box per output, named by out_names."""
         names = self._names()
-        out = [f'digraph "{title}" {{', '  rankdir=LR;',
+        colours = {"input": "#cfe2ff", "const": "#eeeeee", "fwd": "#d1f0d1", "rev": "#ffd8b1"}
+        out = [f'digraph "{_dot_escape(title)}" {{', '  rankdir=LR;',
                '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
-        output_ids = {n.id: i for i, n in enumerate(self.outputs)}
         for node in self.nodes:
             label = f"{names[node.id]} = {node.prim.name}{_format_params(node)}\\n{node.type_str}"
             if node.name:
                 label = f"{node.name}\\n{node.type_str}"
-            colour = {"input": "#cfe2ff", "const": "#eeeeee"}.get(node.prim.name)
-            colour = colour or ("#ffd8b1" if node.phase == "rev" else "#d1f0d1")
+            elif node.loc not in ("?", "arg", "captured"):
+                label += f"\\n{node.loc}"
+            colour = colours.get(node.prim.name) or colours["rev" if node.phase == "rev" else "fwd"]
             shape = ', shape=ellipse' if node.prim.name in ("input", "const") else ""
-            out.append(f'  n{node.id} [label="{label}", fillcolor="{colour}"{shape}];')
+            out.append(f'  n{node.id} [label="{_dot_escape(label)}", fillcolor="{colour}"{shape}];')
             for inp in node.inputs:
                 style = ' [color="#d2691e"]' if node.phase == "rev" else ""
                 out.append(f"  n{inp.id} -> n{node.id}{style};")
-        for node_id, i in output_ids.items():
-            out.append(f'  out{i} [label="out{i}", shape=plaintext];')
-            out.append(f"  n{node_id} -> out{i};")
-        out.append("}")
+        for i, node in enumerate(self.outputs):     # two outputs may be one node: both drawn
+            name = out_names[i] if out_names and i < len(out_names) else f"out{i}"
+            out.append(f'  out{i} [label="{_dot_escape(name)}", shape=plaintext];')
+            out.append(f"  n{node.id} -> out{i};")
+        out += ['  subgraph cluster_legend {', '    label="legend"; fontname="Helvetica"; '
+                'fontsize=10; color="#bbbbbb";']
+        for key, text in (("input", "input"), ("const", "constant"), ("fwd", "forward pass"),
+                          ("rev", "gradient pass")):
+            out.append(f'    legend_{key} [label="{text}", fillcolor="{colours[key]}"];')
+        out += ["    legend_input -> legend_const -> legend_fwd -> legend_rev [style=invis];", "  }",
+                "}"]
         return "\n".join(out)
 
     def __repr__(self):
         return self.as_text()
+
+
+def _dot_escape(text):
+    return text.replace('"', '\\"')
 
 
 def _letters(i):

@@ -72,8 +72,9 @@ class Lowered:
         """The graph, one node a line in schedule order (forward, then reverse nodes)."""
         return self.graph.as_text()
 
-    def to_dot(self):
-        return self.graph.to_dot(getattr(self.fn, "__name__", "gradc"))
+    def to_dot(self, out_names=None):
+        """Graphviz DOT of the graph; outputs named out_names (default: output[0], ...)."""
+        return self.graph.to_dot(getattr(self.fn, "__name__", "gradc"), out_names or self.out_names)
 
     @property
     def c_source(self):
