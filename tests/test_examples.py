@@ -95,3 +95,14 @@ def test_gradient_check(backend):
         np.testing.assert_allclose(case["grads"], case["expected"], rtol=1e-6)
         assert case["report"].ok and len(case["report"]) == len(case["expected"])
     assert r["(x + y) z"]["grads"] == (-4.0, -4.0, 3.0)
+
+
+def test_when_gradients_go_wrong(backend, capsys):
+    r = run_example("when_gradients_go_wrong", "--backend", backend)
+    assert r["nan at 1.0"] == ("div", "the gradient of sqrt", "gradient_check.py:17")
+    assert r["nan at 0.5"] == ("sqrt", "the forward pass", "gradient_check.py:17")
+    assert r["findings"] == ["softmax-by-hand", "log-softmax"]
+    assert r["check_ok"] and r["cache_info"] == (1, 2, 2)
+    out = capsys.readouterr().out
+    assert sum(line.startswith("loss ") for line in out.splitlines()) == 3
+    assert "new shape for argument X: (16, 64) was (32, 64)" in out
