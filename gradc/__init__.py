@@ -10,9 +10,9 @@ from .eager import Tensor, no_grad, tensor
 from .errors import (CheckError, CompileError, ConcretizationError, GradientCheckError,
                      GradientHazardWarning, NonFiniteError, ShapeError)
 from .jit import Compiled, Jitted, Lowered, jit
-from .lint import lint
-from .check import check
-from .debug_print import debug_print
+from .hazards import lint
+from .crosscheck import check
+from .printing import debug_print
 from . import compile_log as _compile_log
 _compile_log.enable_from_env()
 from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concatenate, cos, divide, dot,

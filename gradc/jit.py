@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from . import backends, compile_log, core, debug_print, dtypes, lint, nans, ops, pickling
+from . import backends, compile_log, core, dtypes, hazards, nans, ops, pickling, printing
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -158,7 +158,7 @@ class Compiled:
         return self._build(outs)
 
     def _emit_prints(self, outs):
-        debug_print.emit(self._prints, outs[len(outs) - sum(p.count for p in self._prints):])
+        printing.emit(self._prints, outs[len(outs) - sum(p.count for p in self._prints):])
 
     @functools.cached_property
     def _build(self):
@@ -365,10 +365,10 @@ class Jitted:
             out = self.fn(*full, **kwargs)
             out_leaves, out_tree = tree_flatten(out)
             outs = [lift(trace, o) for o in out_leaves]
-            prints, print_values = debug_print.pending(trace)
+            prints, print_values = printing.pending(trace)
         traced = Graph(trace.inputs, [o.node for o in outs + print_values])
         if self._hazards_warned is not None:
-            lint.warn(lint.lint_nodes(trace.made), self._hazards_warned)
+            hazards.warn(hazards.lint_nodes(trace.made), self._hazards_warned)
         graph = simplify(traced)
         lowered = Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
         lowered.fixed_leaves = {i for i, _ in fixed}

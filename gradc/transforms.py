@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from . import core, debug_print, interpreter, ops
+from . import core, interpreter, ops, printing
 from .autodiff import backward_pass, forward_pass
 from .errors import GradientCheckError
 from .ir import Graph
@@ -46,7 +46,7 @@ def call_graph(graph, values):
     if not prints:
         return results
     main = len(results) - sum(p.count for p in prints)    # gc.debug_print values come last
-    debug_print.hand_on(prints, results[main:])
+    printing.hand_on(prints, results[main:])
     return results[:main]
 
 
@@ -69,7 +69,7 @@ class _Traced:
         """Ends tracing; returns the graph from (inputs, extra_inputs, captured) to outputs."""
         self.trace.__exit__()
         nodes = [i.node for i in self.inputs] + [e.node for e in extra_inputs] + self.trace.capture_nodes
-        prints, print_values = debug_print.pending(self.trace)
+        prints, print_values = printing.pending(self.trace)
         graph = Graph(nodes, [o.node for o in outputs] + [p.node for p in print_values])
         graph.prints = prints        # call_graph prints them or hands them to the enclosing trace
         return graph

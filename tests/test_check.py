@@ -7,7 +7,7 @@ import pytest
 
 import gradc as gc
 from gradc import primitives
-from gradc.check import _break_c_form
+from gradc.crosscheck import _break_c_form
 from conftest import _c_backend_skip_reason
 
 pytestmark = pytest.mark.skipif(_c_backend_skip_reason() is not None, reason="needs the C backend")

@@ -20,7 +20,7 @@ X = gc.Spec((4, 3), "float64")
 
 def _line(fn, text):
     lines, start = inspect.getsourcelines(fn)
-    return f"test_lint.py:{start + next(k for k, s in enumerate(lines) if text in s)}"
+    return f"test_hazards.py:{start + next(k for k, s in enumerate(lines) if text in s)}"
 
 
 def where_sqrt(x):
@@ -115,7 +115,8 @@ def test_warning_once_per_rule_and_line_per_jitted_function(backend):
         f(x)
     hazards = [r for r in record if issubclass(r.category, gc.GradientHazardWarning)]
     assert len(hazards) == 1
-    assert (hazards[0].filename, hazards[0].lineno) == ("test_lint.py", int(_line(where_sqrt, "gc.where").split(":")[1]))
+    line = int(_line(where_sqrt, "gc.where").split(":")[1])
+    assert (hazards[0].filename, hazards[0].lineno) == ("test_hazards.py", line)
     assert issubclass(gc.GradientHazardWarning, UserWarning)
     with pytest.warns(gc.GradientHazardWarning):
         gc.jit(where_sqrt, backend=backend)(x)     # another jitted function warns again
