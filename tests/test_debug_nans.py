@@ -98,3 +98,16 @@ def test_lowered_compile_keeps_the_setting():
     compiled = gc.jit(log_shifted, debug_nans=True, backend="numpy").lower(np.ones(2)).compile()
     with pytest.raises(gc.NonFiniteError):
         compiled(np.array([1.0, 2.0]))
+
+
+def test_nan_only_in_c_points_at_gc_check():
+    """A C kernel that makes a NaN the interpreter does not: the replay finds no origin and says
+    the backends disagree (a planted bug in tanh's C form)."""
+    from conftest import _c_backend_skip_reason
+    from gradc.crosscheck import _break_c_form
+    if _c_backend_skip_reason() is not None:
+        pytest.skip("needs the C backend")
+    with _break_c_form("tanh", "(tanh{f}({0}) * (0.0{f} / 0.0{f}))"):
+        f = gc.jit(lambda x: gc.tanh(x) + 1.0, debug_nans=True)
+        with pytest.raises(gc.NonFiniteError, match="the backends disagree; gc.check"):
+            f(np.ones(3))
