@@ -244,7 +244,6 @@ def _grad_output_names(fn, specs):
 
 
 def _graph_specs(texts, fn, module, path, func):
-    import gradc as gc
     if texts:
         try:
             return [_parse_arg(t) for t in texts]

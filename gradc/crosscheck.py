@@ -223,21 +223,6 @@ def _finite_differences(report, projected, args, argnums, names, c_grads, np_gra
 
 # ---- bisection -----------------------------------------------------------------------------------
 
-def _reference_values(graph, leaves):
-    """Every node's value on the interpreter (kept, unlike interpreter.run)."""
-    env = {n.id: v for n, v in zip(graph.inputs, leaves)}
-    with np.errstate(all="ignore"):
-        for node in graph.nodes:
-            if node.prim.name == "input":
-                continue
-            if node.prim.name == "const":
-                env[node.id] = node.params["value"]
-                continue
-            out = np.asarray(node.prim.impl(*[env[i.id] for i in node.inputs], **node.params))
-            env[node.id] = out.astype(node.dtype, copy=False)
-    return env
-
-
 def _cut(graph, k):
     """Nodes among the first k of the schedule that the rest (or the outputs) still need."""
     last = last_uses(graph)
@@ -249,7 +234,7 @@ def first_divergence(lowered, leaves):
     hands on as outputs and compares them with the interpreter; the smallest diverging k names
     the node. Needs about log2(nodes) C compilations."""
     graph = lowered.graph
-    ref = _reference_values(graph, leaves)
+    ref = {node.id: value for node, _, value in interpreter.evaluate(graph, leaves)}
     names = graph._names()
     c_backend = backends.get("c")
 

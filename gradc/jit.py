@@ -171,12 +171,13 @@ class Compiled:
         tree = getattr(self.lowered, "fast_tree", None)
         if entry is None or tree is None:
             return None
-        build = self._build
-        if self._prints:      # print, then build the outputs (which ignores the printed values)
-            def build(outs, build=self._build):
-                self._emit_prints(outs)
-                return build(outs)
+        build = self._print_and_build if self._prints else self._build
         return entry, build, None if tree == "flat" else leaf_extractor(tree)
+
+    def _print_and_build(self, outs):
+        """The output pytree (which leaves out the printed values), after printing them."""
+        self._emit_prints(outs)
+        return self._build(outs)
 
 
 def call_fast(fast, args):

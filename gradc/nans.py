@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .errors import NonFiniteError
-from .interpreter import last_uses
+from .interpreter import evaluate
 from .ir import describe_phase
 
 ELEMENTWISE = ("unary", "binary", "ternary", "compare")
@@ -46,29 +46,13 @@ def find_origin(graph, inputs):
     """The NonFiniteError for the first node (schedule order) that made a non-finite value from
     finite inputs and whose non-finite values reach a non-finite output; None if there is none."""
     names = graph._names()
-    env, bad, candidates = {}, set(), {}
-    last = last_uses(graph)
-    with np.errstate(all="ignore"):
-        for node, value in zip(graph.inputs, inputs):
-            env[node.id] = np.asarray(value)
-            if not _finite(value):
-                bad.add(node.id)
-        for i, node in enumerate(graph.nodes):
-            if node.prim.name == "input":
-                continue
-            if node.prim.name == "const":
-                value = node.params["value"]
-            else:
-                args = [env[inp.id] for inp in node.inputs]
-                value = np.asarray(node.prim.impl(*args, **node.params)).astype(node.dtype, copy=False)
-            env[node.id] = value
-            if not _finite(value):
-                bad.add(node.id)
-                if not any(inp.id in bad for inp in node.inputs):
-                    candidates[node.id] = _error(graph, node, names, env, value)
-            for inp in node.inputs:
-                if last.get(inp.id) == i:
-                    env.pop(inp.id, None)
+    bad, candidates = set(), {}
+    for node, args, value in evaluate(graph, inputs):
+        if _finite(value):
+            continue
+        bad.add(node.id)
+        if node.prim.name != "input" and not any(inp.id in bad for inp in node.inputs):
+            candidates[node.id] = _error(node, names, args, value)
     # Only non-finite values that reach the outputs count: a where may mask an inf it never picks.
     reach, stack = set(), [o for o in graph.outputs if o.id in bad]
     while stack:
@@ -83,13 +67,13 @@ def find_origin(graph, inputs):
     return None
 
 
-def _error(graph, node, names, env, value):
+def _error(node, names, inputs, value):
     op = node.prim.name
     phase = describe_phase(node.phase)
     args = " ".join(names[i.id] for i in node.inputs)
     line = f"{names[node.id]}:{node.type_str} = {op} {args}".rstrip()
     message = (f"the first {_kinds(value)} was made by `{op}` in {phase} at {node.loc}, from finite "
-               f"values:\n    {line}\n    {_excerpt(node, env, value)}")
+               f"values:\n    {line}\n    {_excerpt(node, inputs, value)}")
     return NonFiniteError(message, op=op, phase=phase, loc=node.loc, node=node)
 
 
@@ -103,18 +87,16 @@ def _show(x):
     return np.array2string(np.asarray(x), precision=6, threshold=6, edgeitems=3)
 
 
-def _excerpt(node, env, value):
+def _excerpt(node, inputs, value):
     """`log(0.0) = -inf at [2] (1 of 3 elements)` for elementwise ops, else input/output summaries."""
     flat = np.asarray(value).reshape(-1)
     where = np.flatnonzero(~np.isfinite(flat))
     count = f"{len(where)} of {flat.size} element{'s' if flat.size != 1 else ''}"
-    inputs = [env.get(i.id) for i in node.inputs]
-    if node.prim.kind in ELEMENTWISE and all(x is not None and np.shape(x) == np.shape(value)
-                                             for x in inputs):
+    if node.prim.kind in ELEMENTWISE and all(np.shape(x) == np.shape(value) for x in inputs):
         k = int(where[0])
         index = np.unravel_index(k, np.shape(value)) if np.ndim(value) else ()
         args = ", ".join(repr(np.asarray(x).reshape(-1)[k].item()) for x in inputs)
         at = f" at {list(map(int, index))}" if index else ""
         return f"{node.prim.name}({args}) = {flat[k].item()!r}{at} ({count})"
-    parts = [f"input {j}: {_show(x)}" for j, x in enumerate(inputs) if x is not None]
+    parts = [f"input {j}: {_show(x)}" for j, x in enumerate(inputs)]
     return f"output: {_show(value)} ({count}); " + "; ".join(parts)
