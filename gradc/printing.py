@@ -4,7 +4,11 @@ The values become extra outputs of the graph (after the function's own), so the 
 them like any output and the Python side prints them after the call, in the order the prints were
 traced: no callbacks from C. Transforms (grad, vjp, jvp) carry the prints of the function they
 trace into the graph they build and hand them on to the enclosing trace, or print them when they
-run the graph themselves. AOT builds drop them (a built module has no Python side to print)."""
+run the graph themselves. AOT builds drop them (a built module has no Python side to print).
+
+For loops: a loop primitive traces its body once; it should take the body trace's prints
+(`pending`), return their values as per-step outputs stacked along a new leading axis, and
+`record` each print into the enclosing trace with per_iteration=True: one line per iteration."""
 from dataclasses import dataclass
 
 import numpy as np

@@ -70,3 +70,11 @@ def test_aot_exports_drop_the_prints():
     mod.export(gc.Spec((3,), "float64"), gc.Spec((2, 3), "float64"))(loss)
     lowered = mod.exports[0].lowered
     assert len(lowered.graph.outputs) == 1 and lowered.prints == []
+
+
+def test_per_iteration_prints_one_line_a_row():
+    """The hook a loop primitive uses: values stacked over iterations print one line each."""
+    from gradc.printing import DebugPrint
+    item = DebugPrint("step {} h={h:.1f}", ("h",), 2, "model.py:3", per_iteration=True)
+    lines = item.format([np.arange(3), np.array([0.5, 1.5, 2.5])])
+    assert lines == ["step 0 h=0.5", "step 1 h=1.5", "step 2 h=2.5"]
