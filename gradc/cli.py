@@ -196,12 +196,31 @@ def _graph(args):
         raise
     except Exception as e:      # the user's function did not trace
         raise UserError(f"{func} failed to trace: {one_line(e)}") from e
-    dot = lowered.graph.to_dot(title, out_names or lowered.out_names)
+    dot = lowered.graph.to_dot(title, out_names or lowered.out_names,
+                               _variable_names(lowered.graph, path))
     if not args.output:
         sys.stdout.write(dot + "\n")
         return
     _write_graph(dot, Path(args.output))
     print(f"wrote {args.output} ({len(lowered.graph.nodes)} nodes)")
+
+
+def _variable_names(graph, path):
+    """{node id: name} for the last forward node made on each line of `path` that assigns one
+    name (`q = x + y`): the variable the user gave that value."""
+    import linecache
+    import re
+    by_line = {}
+    for node in graph.nodes:
+        file, _, line = node.loc.rpartition(":")
+        if node.phase == "fwd" and node.prim.kind != "source" and file == path.name and line.isdigit():
+            by_line[int(line)] = node           # the last one of the line: what it assigns
+    names = {}
+    for line, node in by_line.items():
+        match = re.match(r"\s*([A-Za-z_]\w*)\s*=[^=]", linecache.getline(str(path), line))
+        if match:
+            names[node.id] = match.group(1)
+    return names
 
 
 def _parse_arg(text):

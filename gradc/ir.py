@@ -135,10 +135,11 @@ class Graph:
         lines.append("  in (" + ", ".join(names[n.id] for n in self.outputs) + ") }")
         return "\n".join(lines)
 
-    def to_dot(self, title="gradc", out_names=None):
+    def to_dot(self, title="gradc", out_names=None, var_names=None):
         """Graphviz DOT: op, shape, dtype and the user's line per node; the reverse pass drawn in
-        its own colour (a legend says which); one box per output, named by out_names."""
-        names = self._names()
+        its own colour (a legend says which); one box per output, named by out_names; var_names
+        ({node id: the user's variable}) replace the generated names where known."""
+        names = {**self._names(), **(var_names or {})}
         colours = {"input": "#cfe2ff", "const": "#eeeeee", "fwd": "#d1f0d1", "rev": "#ffd8b1"}
         out = [f'digraph "{_dot_escape(title)}" {{', '  rankdir=LR;',
                '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']

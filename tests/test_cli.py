@@ -173,6 +173,7 @@ def test_graph_grad_draws_every_output_named(tmp_path):
     edges = [line.strip() for line in dot.splitlines() if line.strip().endswith(("-> out1;",
                                                                                  "-> out2;"))]
     assert len(edges) == 2 and edges[0].split(" ->")[0] == edges[1].split(" ->")[0]
+    assert 'label="q = add\\nf64[]\\ncircuit.py:5"' in dot      # the user's variable name
 
 
 def test_graph_dict_argument(tmp_path):
