@@ -5,8 +5,8 @@ import contextlib
 import numpy as np
 
 from . import dtypes
-from .errors import ConcretizationError, user_location
-from .ir import Node
+from .errors import ConcretizationError, made_by_library, user_location
+from .ir import Node, Phase
 from .methods import ArrayMethods
 
 _trace_stack = []
@@ -145,9 +145,14 @@ def _loc():
     return origin[0] if origin is not None else user_location()
 
 
+_LIBRARY = Phase("fwd", library=True)
+
+
 def _phase():
     origin = _origin[0]
-    return origin[1] if origin is not None else "fwd"
+    if origin is not None:
+        return origin[1]
+    return _LIBRARY if made_by_library() else "fwd"
 
 
 @contextlib.contextmanager

@@ -26,8 +26,10 @@ SINGULAR = {"sqrt": (0, _POSITIVE), "log": (0, _POSITIVE), "log2": (0, _POSITIVE
 
 
 def _user_node(node):
-    """A node of the traced function itself, not one a derivative rule made."""
-    return node.phase == "fwd" and getattr(node.phase, "rule", None) is None
+    """An operation the user wrote: not one a derivative rule or a gradc composite made (so
+    np.linalg.norm's sqrt(sum(x * x)) is not reported at every call of it)."""
+    return (node.phase == "fwd" and getattr(node.phase, "rule", None) is None
+            and not getattr(node.phase, "library", False))
 
 
 def _strip(node, skip=VIEWS):

@@ -11,16 +11,18 @@ _ids = itertools.count()
 class Phase(str):
     """A node's pass, "fwd" or "rev" (compares equal to the plain string), remembering the
     primitive whose derivative rule made the node (`rule`, None for the traced function's own
-    nodes), so a NaN or a hazard found in a gradient can be named "in the gradient of sqrt".
+    nodes), so a NaN or a hazard found in a gradient can be named "in the gradient of sqrt", and
+    whether one of gradc's composites made it (`library`: np.linalg.norm's sqrt, not the user's).
     A str subclass so every copy of a node (simplification, the C backend) keeps it unchanged."""
 
-    def __new__(cls, value, rule=None):
+    def __new__(cls, value, rule=None, library=False):
         phase = super().__new__(cls, value)
         phase.rule = rule
+        phase.library = library
         return phase
 
     def __reduce__(self):
-        return Phase, (str(self), self.rule)
+        return Phase, (str(self), self.rule, self.library)
 
 
 def describe_phase(phase):

@@ -188,3 +188,16 @@ def test_the_textbook_logistic_loss_is_the_one_true_positive():
     findings = gc.lint(logistic_regression.lecture_loss, *args)
     assert [f.rule for f in findings] == ["log-sigmoid"]
     assert findings[0].loc.startswith("logistic_regression.py:")
+
+
+def test_gradc_composites_are_not_the_users_code():
+    """A hazard inside one of gradc's composites (here a stand-in compiled as if it were a gradc
+    module, as np.linalg.norm is sqrt(sum(x * x))) is not reported at every user's call of it."""
+    namespace = {"gc": gc}
+    source = "def norm(x):\n    return gc.sqrt(gc.sum(x * x))\n"
+    exec(compile(source, os.path.join(os.path.dirname(gc.__file__), "composites_stand_in.py"),
+                 "exec"), namespace)
+    composite = namespace["norm"]
+    assert gc.lint(lambda x: composite(x) + gc.sum(x), X) == []
+    assert [f.rule for f in gc.lint(lambda x: gc.sqrt(gc.sum(x * x)), X)] == ["norm-at-zero"]
+    assert [f.rule for f in gc.lint(lambda x: gc.log(gc.nn.softmax(x)), X)] == ["log-softmax"]
