@@ -111,3 +111,12 @@ def test_nan_only_in_c_points_at_gc_check():
         f = gc.jit(lambda x: gc.tanh(x) + 1.0, debug_nans=True)
         with pytest.raises(gc.NonFiniteError, match="the backends disagree; gc.check"):
             f(np.ones(3))
+
+
+def test_pickled_jit_keeps_debug_nans():
+    cloudpickle = pytest.importorskip("cloudpickle")
+    f = cloudpickle.loads(cloudpickle.dumps(gc.jit(lambda x: gc.log(x), debug_nans=True,
+                                                   backend="numpy")))
+    assert f.debug_nans
+    with pytest.raises(gc.NonFiniteError):
+        f(np.array([0.0]))
