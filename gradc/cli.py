@@ -213,7 +213,8 @@ def _variable_names(graph, path):
     by_line = {}
     for node in graph.nodes:
         file, _, line = node.loc.rpartition(":")
-        if node.phase == "fwd" and node.prim.kind != "source" and file == path.name and line.isdigit():
+        if node.phase == "fwd" and node.prim.kind != "source" and file == path.name \
+                and line.isdigit():
             by_line[int(line)] = node           # the last one of the line: what it assigns
     names = {}
     for line, node in by_line.items():
@@ -233,7 +234,8 @@ def _parse_arg(text):
     try:
         tree = json.loads(text)
     except ValueError as e:
-        raise ValueError(f"cannot parse --arg {text!r} as a JSON dict or list of specs: {e}") from None
+        raise ValueError(f"cannot parse --arg {text!r} as a JSON dict or list of specs: "
+                         f"{e}") from None
 
     def specs(value):
         if isinstance(value, dict):

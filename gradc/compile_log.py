@@ -38,9 +38,10 @@ def reason(old_key, new_key, names):
     if old_tree != tree:
         return "new argument structure (pytree or keyword arguments)"
     if old_static != static:
-        changed = [(i, v, dict(old_static).get(i)) for i, v in static if dict(old_static).get(i) != v]
-        return "; ".join(f"new value of static argument {i}: {v!r} was {o!r}" for i, v, o in changed) \
-            or "new static arguments"
+        old = dict(old_static)
+        changed = [f"new value of static argument {i}: {v!r} was {old.get(i)!r}"
+                   for i, v in static if old.get(i) != v]
+        return "; ".join(changed) or "new static arguments"
     changes = []
     for name, (shape, dtype, weak), (o_shape, o_dtype, o_weak) in zip(names, sigs, old_sigs):
         if shape != o_shape:

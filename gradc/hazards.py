@@ -190,7 +190,8 @@ RULES = [
     Rule("where-unsafe-branch", "where", _unsafe_branch,
          "the gradient is NaN at the masked entries (0 * inf): where() still differentiates the "
          "branch it does not pick",
-         "make the branch safe where it is masked: gc.where(x > 0, gc.sqrt(gc.where(x > 0, x, 1)), 0)"),
+         "make the branch safe where it is masked: "
+         "gc.where(x > 0, gc.sqrt(gc.where(x > 0, x, 1)), 0)"),
     Rule("log-softmax", "log", _log_of_softmax,
          "log of a softmax underflows to -inf (and a NaN gradient) for confident predictions",
          "use gc.nn.log_softmax(z) (or gc.nn.cross_entropy)"),

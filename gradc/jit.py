@@ -135,7 +135,8 @@ class Compiled:
         stats = self.stats
         kernels = f", {stats['kernels']} kernels" if stats.get("backend") == "c" else ""
         hit = ", from the disk cache" if stats.get("cache_hit") else ""
-        return f"<gc.Compiled {self.lowered.signature()}, backend={self.lowered.backend!r}{kernels}{hit}>"
+        return (f"<gc.Compiled {self.lowered.signature()}, backend={self.lowered.backend!r}"
+                f"{kernels}{hit}>")
 
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:    # exactly matching arrays, checked in C

@@ -88,7 +88,7 @@ def _show(x):
 
 
 def _excerpt(node, inputs, value):
-    """`log(0.0) = -inf at [2] (1 of 3 elements)` for elementwise ops, else input/output summaries."""
+    """`log(0.0) = -inf at [2] (1 of 3 elements)` for elementwise ops, else value summaries."""
     flat = np.asarray(value).reshape(-1)
     where = np.flatnonzero(~np.isfinite(flat))
     count = f"{len(where)} of {flat.size} element{'s' if flat.size != 1 else ''}"

@@ -103,7 +103,8 @@ def safe_forms(x):
 
 def test_safe_forms_give_no_finding():
     assert gc.lint(safe_forms, X) == []
-    assert gc.lint(gc.hessian(lambda v: safe_forms(v.reshape(4, 3))), gc.Spec((12,), "float64")) == []
+    hessian = gc.hessian(lambda v: safe_forms(v.reshape(4, 3)))
+    assert gc.lint(hessian, gc.Spec((12,), "float64")) == []
 
 
 def test_warning_once_per_rule_and_line_per_jitted_function(backend):
@@ -155,7 +156,8 @@ def _own_models():
     lin = demo.init_linear(rng, 2, 1)
     cases += [
         ("binary_loss(linear)", common.binary_loss(demo.linear_scores), (lin,) + blobs),
-        ("binary_loss(mlp)", common.binary_loss(demo.mlp_scores), (demo.init_mlp(rng, 2, 1, 8),) + blobs),
+        ("binary_loss(mlp)", common.binary_loss(demo.mlp_scores),
+         (demo.init_mlp(rng, 2, 1, 8),) + blobs),
         ("linear_regression", linear_regression.loss,
          ({"w": rng.standard_normal(3), "b": np.float64(0.0)}, rng.standard_normal((5, 3)),
           rng.standard_normal(5))),
