@@ -50,7 +50,9 @@ def debug_print(fmt, *args, **kwargs):
     x = [1. 1.]
     """
     values = list(args) + list(kwargs.values())
-    trace = core.top_trace(values)
+    # Concrete values (or none) inside a trace still print on every call: the innermost trace
+    # takes them as constants.
+    trace = core.top_trace(values) or (core._trace_stack[-1] if core._trace_stack else None)
     if trace is None:
         arrays = [v.numpy() if hasattr(v, "numpy") else np.asarray(v) for v in values]
         print(_format(fmt, arrays, tuple(kwargs)))

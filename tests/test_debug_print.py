@@ -78,3 +78,14 @@ def test_per_iteration_prints_one_line_a_row():
     item = DebugPrint("step {} h={h:.1f}", ("h",), 2, "model.py:3", per_iteration=True)
     lines = item.format([np.arange(3), np.array([0.5, 1.5, 2.5])])
     assert lines == ["step 0 h=0.5", "step 1 h=1.5", "step 2 h=2.5"]
+
+
+def test_constant_values_and_plain_text_print_on_every_call(backend, capsys):
+    def fn(x):
+        gc.debug_print("step")
+        gc.debug_print("scale {}", 2.5)
+        return x * 2.5
+    f = gc.jit(fn, backend=backend)
+    f(np.ones(2))
+    f(np.ones(2))
+    assert _lines(capsys) == ["step", "scale 2.5"] * 2
