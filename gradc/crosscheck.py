@@ -113,16 +113,20 @@ def _tol(table, dtype):
     return table.get(dtype, (0.0, 0.0)) if dtype.kind == "f" else (0.0, 0.0)
 
 
-def check(fn, *args, argnums=None, fd_points=16, eps=1e-6, seed=0, raise_on_failure=True):
+def check(fn, *args, argnums=None, fd_points=16, eps=1e-6, seed=0, raise_on_failure=True,
+          backend_tol=None, fd_tol=None):
     """Runs fn's value and the gradients of a random projection of its outputs w.r.t. argnums
     (default: every positional argument whose leaves are all float) through the C backend and the
     interpreter, and compares the C gradients with float64 central differences at `fd_points`
     sampled entries per argument leaf. Returns a CheckReport; raises gc.CheckError when anything
     disagrees (the error's .report holds it), naming the first diverging node and its line.
+    backend_tol / fd_tol ({dtype: (rtol, atol)}) replace BACKEND_TOL / FD_TOL for the dtypes given.
 
     >>> gc.check(lambda W, x: gc.tanh(x @ W), np.ones((3, 2)), np.ones((4, 3)))
     """
     name = getattr(fn, "__name__", "function")
+    backend_tol = {**BACKEND_TOL, **{np.dtype(k): v for k, v in (backend_tol or {}).items()}}
+    fd_tol = {**FD_TOL, **{np.dtype(k): v for k, v in (fd_tol or {}).items()}}
     if argnums is None:
         argnums = tuple(i for i, a in enumerate(args)
                         if tree_flatten(a)[0] and all(np.asarray(leaf).dtype.kind == "f"
@@ -148,20 +152,20 @@ def check(fn, *args, argnums=None, fd_points=16, eps=1e-6, seed=0, raise_on_fail
     for label, c, r in zip(leaf_names("output", tree_flatten(np_out[0][1])[1]),
                            c_leaves[1:1 + n_out], np_leaves[1:1 + n_out]):
         report.outputs[label] = _max_diff(c, r)
-        report.backends_agree &= _close(c, r, _tol(BACKEND_TOL, np.asarray(r).dtype))
+        report.backends_agree &= _close(c, r, _tol(backend_tol, np.asarray(r).dtype))
     c_grads, np_grads = c_leaves[1 + n_out:], np_leaves[1 + n_out:]
     grad_names = []
     for n in argnums:
         grad_names += leaf_names(_arg_name(fn, n), tree_flatten(args[n])[1])
     for c, r in zip(c_grads, np_grads):
-        report.backends_agree &= _close(c, r, _tol(BACKEND_TOL, np.asarray(r).dtype))
+        report.backends_agree &= _close(c, r, _tol(backend_tol, np.asarray(r).dtype))
     if not report.backends_agree:
         lowered = c_jit.lower(*args)
         leaves = [np.asarray(v, dtype=node.dtype)
                   for v, node in zip(tree_flatten((args, {}))[0], lowered.graph.inputs)]
-        report.divergence = first_divergence(lowered, leaves)
+        report.divergence = first_divergence(lowered, leaves, backend_tol)
     _finite_differences(report, projected, args, argnums, grad_names, c_grads, np_grads,
-                        fd_points, eps, seed)
+                        fd_points, eps, seed, fd_tol)
     if raise_on_failure and not report.ok:
         raise CheckError(repr(report), report)
     return report
@@ -182,7 +186,7 @@ def _projection(out_leaves, seed):
 
 
 def _finite_differences(report, projected, args, argnums, names, c_grads, np_grads, points, eps,
-                        seed):
+                        seed, fd_tol):
     """Central differences in float64 on the interpreter at sampled entries of each leaf."""
     def f64(a):
         leaves, tree = tree_flatten(a)
@@ -214,7 +218,7 @@ def _finite_differences(report, projected, args, argnums, names, c_grads, np_gra
             got = np.asarray(c, np.float64).reshape(-1)[picks]
             err = np.abs(got - fd)
             dtype = np.asarray(c).dtype
-            ok = _close(got, fd, _tol(FD_TOL, dtype))
+            ok = _close(got, fd, _tol(fd_tol, dtype))
             report.gradients_ok &= ok
             report.arguments.append(ArgumentReport(
                 name, str(dtype), _max_diff(c, r), float(err.max(initial=0.0)),
@@ -229,7 +233,7 @@ def _cut(graph, k):
     return [n for n in graph.nodes[:k] if n.prim.kind != "source" and last.get(n.id, -1) >= k]
 
 
-def first_divergence(lowered, leaves):
+def first_divergence(lowered, leaves, tol=None):
     """Bisects the schedule of lowered.graph: compiles the prefix of k nodes with the values it
     hands on as outputs and compares them with the interpreter; the smallest diverging k names
     the node. Needs about log2(nodes) C compilations."""
@@ -247,7 +251,7 @@ def first_divergence(lowered, leaves):
                                      or [False] * len(graph.inputs))
         outs = c_backend.compile(shim)(leaves)
         for node, value in zip(cut, outs):
-            if not _close(value, ref[node.id], _tol(BACKEND_TOL, node.dtype)):
+            if not _close(value, ref[node.id], _tol(tol or BACKEND_TOL, node.dtype)):
                 return node, value
         return None
 

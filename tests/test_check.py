@@ -86,3 +86,12 @@ def test_wrong_gradient_rule_fails_against_finite_differences(rng, monkeypatch):
     assert not report.arguments[0].ok and report.divergence is None
     with pytest.raises(gc.CheckError, match="gradients differ from central differences"):
         gc.check(lambda x: gc.sum(gc.sin(x)), rng.standard_normal(4))
+
+
+def test_tolerances_can_be_given(rng, monkeypatch):
+    """A tolerance loose enough hides a wrong rule: the report follows the tolerances given."""
+    monkeypatch.setattr(primitives.sin, "partials", lambda x, out, **_: [gc.cos(x) * 1.001])
+    x = rng.standard_normal(4)
+    assert not gc.check(lambda v: gc.sum(gc.sin(v)), x, raise_on_failure=False).ok
+    loose = gc.check(lambda v: gc.sum(gc.sin(v)), x, fd_tol={np.float64: (1e-2, 1e-2)})
+    assert loose.ok
