@@ -196,7 +196,7 @@ RULES = [
          "log of a softmax underflows to -inf (and a NaN gradient) for confident predictions",
          "use gc.nn.log_softmax(z) (or gc.nn.cross_entropy)"),
     Rule("log-sigmoid", "log", _log_of_sigmoid,
-         "log(sigmoid(x)) is -inf for x below about -745 (-88 in float32), log(1 - sigmoid(x)) "
+         "log(sigmoid(x)) is -inf for x below about -745 (-104 in float32), log(1 - sigmoid(x)) "
          "for x above 37 (17)",
          "use gc.nn.log_sigmoid(x) (log(1 - sigmoid(x)) = log_sigmoid(-x)) or "
          "gc.nn.binary_cross_entropy_with_logits"),
