@@ -9,7 +9,9 @@
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <structmember.h>
 #include <stdlib.h>
 
 #define MAX_DIMS 32
@@ -32,6 +34,7 @@ typedef struct {
     size_t work_bytes;
     void *work;               /* reused when free; a busy entry (another thread) mallocs its own */
     int work_busy;
+    unsigned long long calls;  /* kernel runs through this entry (Jitted.cache_info's hits) */
 } Entry;
 
 static int parse_spec(PyObject *item, Spec *spec, int with_kind) {
@@ -187,6 +190,7 @@ static PyObject *Entry_call(Entry *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     code = self->fn(ptrs, work);
     Py_END_ALLOW_THREADS
+    self->calls++;
     if (own_work) free(work);
     else if (work) self->work_busy = 0;
     if (code != 0) {
@@ -208,6 +212,10 @@ static PyMethodDef Entry_methods[] = {
      "call(args_tuple) -> tuple of fresh outputs, or NotImplemented if args do not match exactly"},
     {NULL, NULL, 0, NULL}};
 
+static PyMemberDef Entry_members[] = {
+    {"calls", T_ULONGLONG, offsetof(Entry, calls), READONLY, "kernel runs through this entry"},
+    {NULL, 0, 0, 0, NULL}};
+
 static PyTypeObject EntryType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "gradc._fastcall.Entry",
@@ -218,6 +226,7 @@ static PyTypeObject EntryType = {
     .tp_init = (initproc)Entry_init,
     .tp_dealloc = (destructor)Entry_dealloc,
     .tp_methods = Entry_methods,
+    .tp_members = Entry_members,
 };
 
 static struct PyModuleDef fastcall_module = {

@@ -15,8 +15,14 @@ import numpy as _np
 from . import nn, optim, random
 from .dtypes import Spec
 from .eager import Tensor, no_grad, tensor
-from .errors import CompileError, ConcretizationError, GradientCheckError, ShapeError
+from .errors import (CheckError, CompileError, ConcretizationError, GradientCheckError,
+                     GradientHazardWarning, NonFiniteError, ShapeError)
 from .jit import Compiled, Jitted, Lowered, jit
+from .hazards import lint
+from .crosscheck import check
+from .printing import debug_print
+from . import compile_log as _compile_log
+_compile_log.enable_from_env()
 from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concatenate, cos, divide, dot,
                   equal, exp, expand_dims, expm1, greater, greater_equal, less, less_equal, log,
                   log1p, logsumexp, matmul, max, maximum, mean, min, minimum, multiply, negative,

@@ -2,7 +2,7 @@
 trace and records new nodes of the same primitives into it (so derivatives can be differentiated
 again, simplified and compiled). The eager engine applies the same rules to NumPy values."""
 from . import core, ops
-from .ir import toposort
+from .ir import Phase, toposort
 
 
 def _linear_args(prim, n):
@@ -77,7 +77,7 @@ def backward_pass(trace, outputs, cotangents, wrt):
             continue
         ct = cts.pop(node.id)
         primals = [tracer(i) for i in node.inputs]
-        with core.origin(node.loc, "rev"):
+        with core.origin(node.loc, Phase("rev", node.prim.name)):
             input_cts = vjp_rule(node.prim, primals, tracer(node), ct, node.params)
             for inp, inp_ct in zip(node.inputs, input_cts):
                 if inp_ct is not None and inp.id in needed:
@@ -97,7 +97,7 @@ def forward_pass(trace, outputs, tangents):
         inputs = [tans.get(i.id) for i in node.inputs]
         if all(t is None for t in inputs) or node.prim.name == "stop_gradient":
             continue
-        with core.origin(node.loc, "fwd"):
+        with core.origin(node.loc, Phase("fwd", node.prim.name)):
             tans[node.id] = jvp_rule(node.prim, [tracer(i) for i in node.inputs], tracer(node),
                                      inputs, node.params)
     return [tans.get(n.id) for n in out_nodes]

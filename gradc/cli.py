@@ -84,8 +84,9 @@ def _parser():
     graph.add_argument("target", metavar="FILE.py:FUNC",
                        help="the function to draw: a file and a function name in it")
     graph.add_argument("--arg", action="append", default=[], metavar="SPEC",
-                       help="one per argument, e.g. --arg 'f32[3,4]' (default: the specs of the "
-                       "gc.Module export of FUNC)")
+                       help="one per argument, e.g. --arg 'f32[3,4]', or a JSON dict / list "
+                       "for a pytree argument: --arg '{\"w\": \"f32[3,4]\", \"b\": \"f32[4]\"}' "
+                       "(default: the specs of the gc.Module export of FUNC)")
     graph.add_argument("--grad", action="store_true",
                        help="draw value_and_grad of the sum of the outputs w.r.t. every float "
                        "argument: forward and reverse nodes")
@@ -186,8 +187,9 @@ def _graph(args):
     if not callable(fn):
         raise UserError(f"{path}: {func!r} is not a function")
     specs = _graph_specs(args.arg, fn, module, path, func)
-    title = func
+    title, out_names = func, None
     if args.grad:
+        out_names = _grad_output_names(fn, specs)
         fn, title = _summed_value_and_grad(fn, specs, func), f"value_and_grad of sum({func})"
     try:
         lowered = gc.jit(fn, backend="numpy").lower(*specs)
@@ -195,7 +197,8 @@ def _graph(args):
         raise
     except Exception as e:      # the user's function did not trace
         raise UserError(f"{func} failed to trace: {one_line(e)}") from e
-    dot = lowered.graph.to_dot(title)
+    dot = lowered.graph.to_dot(title, out_names or lowered.out_names,
+                               _variable_names(lowered.graph, path))
     if not args.output:
         sys.stdout.write(dot + "\n")
         return
@@ -203,11 +206,69 @@ def _graph(args):
     print(f"wrote {args.output} ({len(lowered.graph.nodes)} nodes)")
 
 
-def _graph_specs(texts, fn, module, path, func):
+def _variable_names(graph, path):
+    """{node id: name} for the last forward node made on each line of `path` that assigns one
+    name (`q = x + y`): the variable the user gave that value."""
+    import linecache
+    import re
+    by_line = {}
+    for node in graph.nodes:
+        file, _, line = node.loc.rpartition(":")
+        if node.phase == "fwd" and node.prim.kind != "source" and file == path.name \
+                and line.isdigit():
+            by_line[int(line)] = node           # the last one of the line: what it assigns
+    names = {}
+    for line, node in by_line.items():
+        match = re.match(r"\s*([A-Za-z_]\w*)\s*=[^=]", linecache.getline(str(path), line))
+        if match:
+            names[node.id] = match.group(1)
+    return names
+
+
+def _parse_arg(text):
+    """One --arg: 'f32[3,4]', or a JSON dict / list of them for a pytree argument
+    ('{"w": "f32[3,4]", "b": "f32[4]"}')."""
+    import json
     import gradc as gc
+    if not text.lstrip().startswith(("{", "[")):
+        return gc.Spec.parse(text)
+    try:
+        tree = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"cannot parse --arg {text!r} as a JSON dict or list of specs: "
+                         f"{e}") from None
+
+    def specs(value):
+        if isinstance(value, dict):
+            return {k: specs(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [specs(v) for v in value]
+        if isinstance(value, str):
+            return gc.Spec.parse(value)
+        raise ValueError(f"--arg {text!r}: {value!r} is not a spec such as 'f32[3,4]'")
+    return specs(tree)
+
+
+def _grad_output_names(fn, specs):
+    """value, d/dW, d/dparams['b'], ... for the outputs of _summed_value_and_grad."""
+    import gradc as gc
+    from .jit import leaf_names
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        params = []
+    names = ["value"]
+    for i, spec in enumerate(specs):
+        if all(s.dtype.kind == "f" for s in gc.tree_leaves(spec)):
+            name = params[i] if i < len(params) else f"arg{i}"
+            names += [f"d/d{leaf}" for leaf in leaf_names(name, gc.tree_flatten(spec)[1])]
+    return names
+
+
+def _graph_specs(texts, fn, module, path, func):
     if texts:
         try:
-            return [gc.Spec.parse(t) for t in texts]
+            return [_parse_arg(t) for t in texts]
         except ValueError as e:
             raise UserError(str(e)) from None
     from .aot import Module

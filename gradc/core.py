@@ -5,8 +5,8 @@ import contextlib
 import numpy as np
 
 from . import dtypes
-from .errors import ConcretizationError, docs_link, user_location
-from .ir import Node
+from .errors import ConcretizationError, docs_link, made_by_library, user_location
+from .ir import Node, Phase
 from .methods import ArrayMethods
 
 _trace_stack = []
@@ -23,6 +23,7 @@ class Trace:
         self.capture_nodes = []
         self._captured_ids = {}
         self._const_ids = {}
+        self.made = []              # every node bound in this trace, dead ones too (for gc.lint)
         self.active = False
 
     def __enter__(self):
@@ -118,7 +119,11 @@ class Tracer(ArrayMethods):
         return (self[i] for i in range(len(self)))
 
     def __repr__(self):
-        return f"Tracer<{self.node.type_str}>"
+        # NOTE: print(x) inside gc.jit runs once, at trace time: say so, and what shows values.
+        made = "an argument" if self.node.prim.name == "input" else \
+            f"{self.node.prim.name} at {self.node.loc}"
+        return (f"Traced<{self.node.type_str}, {made}> (a symbolic value while tracing; "
+                f"gc.debug_print('{{}}', x) prints its values at run time)")
 
     def __hash__(self):
         return id(self)
@@ -140,9 +145,14 @@ def _loc():
     return origin[0] if origin is not None else user_location()
 
 
+_LIBRARY = Phase("fwd", library=True)
+
+
 def _phase():
     origin = _origin[0]
-    return origin[1] if origin is not None else "fwd"
+    if origin is not None:
+        return origin[1]
+    return _LIBRARY if made_by_library() else "fwd"
 
 
 @contextlib.contextmanager
@@ -183,6 +193,7 @@ def bind(prim, *args, **params):
         nodes = [trace.node_of(a) for a in args]
         shape, dtype = prim.shape_rule(*[(n.shape, n.dtype) for n in nodes], **params)
         node = Node(prim, nodes, params, shape, dtype, loc=_loc(), phase=_phase())
+        trace.made.append(node)
         return Tracer(node, trace)
     from .eager import Tensor, apply_eager
     if any(isinstance(a, Tensor) for a in args):

@@ -68,7 +68,8 @@ class Tensor(ArrayMethods):
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({np.array2string(self.value, separator=', ')}{grad})"
+        dtype = "" if self.value.dtype == np.float64 else f", dtype={self.value.dtype}"
+        return f"tensor({np.array2string(self.value, separator=', ')}{dtype}{grad})"
 
     def __float__(self):
         return float(self.value)

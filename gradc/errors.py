@@ -60,6 +60,47 @@ class CompileError(RuntimeError):
     """
 
 
+class NonFiniteError(FloatingPointError):
+    """debug_nans: a call made a NaN or Inf from finite values. Attributes: `op`, `phase` (as
+    written: "the forward pass", "the gradient of sqrt"), `loc` (the user's file:line), `node`."""
+
+    def __init__(self, message, op=None, phase=None, loc=None, node=None):
+        super().__init__(message)
+        self.op, self.phase, self.loc, self.node = op, phase, loc, node
+
+
+class CheckError(AssertionError):
+    """gc.check: the backends or finite differences disagree. `report` holds the full comparison."""
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+class GradientHazardWarning(UserWarning):
+    """A pattern whose gradient (or value) is NaN, Inf or inaccurate at some inputs (gc.lint)."""
+
+
+# Modules that only route a user's call to a primitive (the user wrote the operation); a node made
+# under any other gradc module comes from a composite (gc.nn.softmax, np.linalg.norm...).
+_ENTRY_MODULES = {"core.py", "ops.py", "methods.py", "registry.py", "eager.py", "transforms.py",
+                  "jit.py", "interpreter.py", "printing.py", "autodiff.py", "tree.py", "dtypes.py"}
+
+
+def made_by_library():
+    """True when the operation being traced was called by one of gradc's composites rather than
+    directly by the user's code (the gradient-hazard lint judges only the user's own operations)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_PACKAGE_DIR):
+            return False
+        if os.path.basename(filename) not in _ENTRY_MODULES:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def user_location():
     """The file:line of the innermost frame outside the gradc package ('?' if there is none)."""
     frame = sys._getframe(1)

@@ -44,6 +44,26 @@ def _run(graph, inputs):
     return [np.array(env[out.id], copy=True, order="C") for out in graph.outputs]
 
 
+def evaluate(graph, inputs):
+    """Yields (node, its input values, its value) for every node in schedule order, inputs first:
+    the interpreter one step at a time, for tools that look at every value (debug_nans, gc.check).
+    A value is dropped once no later node needs it, unless the caller keeps it."""
+    env = {node.id: np.asarray(value) for node, value in zip(graph.inputs, inputs)}
+    last = last_uses(graph)
+    with np.errstate(all="ignore"):
+        for i, node in enumerate(graph.nodes):
+            args = [env[inp.id] for inp in node.inputs]
+            if node.prim.name == "const":
+                env[node.id] = node.params["value"]
+            elif node.prim.name != "input":
+                out = np.asarray(node.prim.impl(*args, **node.params))
+                env[node.id] = out if out.dtype == node.dtype else out.astype(node.dtype)
+            yield node, args, env[node.id]
+            for inp in node.inputs:
+                if last.get(inp.id) == i:
+                    env.pop(inp.id, None)
+
+
 def replay(graph, inputs):
     """Re-applies graph's nodes through core.bind: records them into the enclosing trace (inside
     gc.jit or another transform) or onto the eager tape (gc.Tensor inputs)."""

@@ -8,6 +8,31 @@ from .dtypes import short_name
 _ids = itertools.count()
 
 
+class Phase(str):
+    """A node's pass, "fwd" or "rev" (compares equal to the plain string), remembering the
+    primitive whose derivative rule made the node (`rule`, None for the traced function's own
+    nodes), so a NaN or a hazard found in a gradient can be named "in the gradient of sqrt", and
+    whether one of gradc's composites made it (`library`: np.linalg.norm's sqrt, not the user's).
+    A str subclass so every copy of a node (simplification, the C backend) keeps it unchanged."""
+
+    def __new__(cls, value, rule=None, library=False):
+        phase = super().__new__(cls, value)
+        phase.rule = rule
+        phase.library = library
+        return phase
+
+    def __reduce__(self):
+        return Phase, (str(self), self.rule, self.library)
+
+
+def describe_phase(phase):
+    """'the forward pass', 'the gradient of sqrt', 'the forward-mode derivative of exp'."""
+    rule = getattr(phase, "rule", None)
+    if phase == "rev":
+        return f"the gradient of {rule}" if rule else "the gradient pass"
+    return f"the forward-mode derivative of {rule}" if rule else "the forward pass"
+
+
 class Node:
     """One value of a graph: a primitive applied to input nodes, with its static shape and dtype.
 
@@ -112,31 +137,45 @@ class Graph:
         lines.append("  in (" + ", ".join(names[n.id] for n in self.outputs) + ") }")
         return "\n".join(lines)
 
-    def to_dot(self, title="gradc"):
-        """Graphviz DOT: op, shape and dtype per node; the reverse pass drawn in its own colour."""
-        names = self._names()
-        out = [f'digraph "{title}" {{', '  rankdir=LR;',
+    def to_dot(self, title="gradc", out_names=None, var_names=None):
+        """Graphviz DOT: op, shape, dtype and the user's line per node; the reverse pass drawn in
+        its own colour (a legend says which); one box per output, named by out_names; var_names
+        ({node id: the user's variable}) replace the generated names where known."""
+        names = {**self._names(), **(var_names or {})}
+        colours = {"input": "#cfe2ff", "const": "#eeeeee", "fwd": "#d1f0d1", "rev": "#ffd8b1"}
+        out = [f'digraph "{_dot_escape(title)}" {{', '  rankdir=LR;',
                '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
-        output_ids = {n.id: i for i, n in enumerate(self.outputs)}
         for node in self.nodes:
             label = f"{names[node.id]} = {node.prim.name}{_format_params(node)}\\n{node.type_str}"
             if node.name:
                 label = f"{node.name}\\n{node.type_str}"
-            colour = {"input": "#cfe2ff", "const": "#eeeeee"}.get(node.prim.name)
-            colour = colour or ("#ffd8b1" if node.phase == "rev" else "#d1f0d1")
+            elif node.loc not in ("?", "arg", "captured"):
+                label += f"\\n{node.loc}"
+            colour = colours.get(node.prim.name) or colours["rev" if node.phase == "rev" else "fwd"]
             shape = ', shape=ellipse' if node.prim.name in ("input", "const") else ""
-            out.append(f'  n{node.id} [label="{label}", fillcolor="{colour}"{shape}];')
+            out.append(f'  n{node.id} [label="{_dot_escape(label)}", fillcolor="{colour}"{shape}];')
             for inp in node.inputs:
                 style = ' [color="#d2691e"]' if node.phase == "rev" else ""
                 out.append(f"  n{inp.id} -> n{node.id}{style};")
-        for node_id, i in output_ids.items():
-            out.append(f'  out{i} [label="out{i}", shape=plaintext];')
-            out.append(f"  n{node_id} -> out{i};")
-        out.append("}")
+        for i, node in enumerate(self.outputs):     # two outputs may be one node: both drawn
+            name = out_names[i] if out_names and i < len(out_names) else f"out{i}"
+            out.append(f'  out{i} [label="{_dot_escape(name)}", shape=plaintext];')
+            out.append(f"  n{node.id} -> out{i};")
+        out += ['  subgraph cluster_legend {', '    label="legend"; fontname="Helvetica"; '
+                'fontsize=10; color="#bbbbbb";']
+        for key, text in (("input", "input"), ("const", "constant"), ("fwd", "forward pass"),
+                          ("rev", "gradient pass")):
+            out.append(f'    legend_{key} [label="{text}", fillcolor="{colours[key]}"];')
+        out += ["    legend_input -> legend_const -> legend_fwd -> legend_rev [style=invis];", "  }",
+                "}"]
         return "\n".join(out)
 
     def __repr__(self):
         return self.as_text()
+
+
+def _dot_escape(text):
+    return text.replace('"', '\\"')
 
 
 def _letters(i):

@@ -1,12 +1,14 @@
 """gc.jit: trace once per signature, simplify, hand the graph to a backend, cache the result.
 Also Lowered / Compiled (API.md section 1) and the argument checks of the call path."""
+import copy
 import functools
 import inspect
 import numbers
+import time
 
 import numpy as np
 
-from . import backends, core, dtypes, ops, pickling
+from . import backends, compile_log, core, dtypes, hazards, nans, ops, pickling, printing
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -58,12 +60,14 @@ class Lowered:
         self.in_tree = in_tree
         self.out_tree = out_tree
         self.in_names = in_names
-        self.out_names = [f"out{i}" for i in range(len(graph.outputs))]
+        self.out_names = leaf_names("output", out_tree)
         self.backend = backend
         self.fixed_leaves = set()          # leaves that were static values (e.g. a string option)
         self.bind = None                   # maps a call's (args, kwargs) as the jitted function did
         self.jitted = None                 # the Jitted that traced it, and the call as Specs:
         self.abstract_call = None          # what pickling a Compiled sends (gradc/pickling.py)
+        self.debug_nans = False            # Compiled replays a call whose outputs are not finite
+        self.prints = []                   # gc.debug_print calls: their values are the last outputs
         self._compiled = None
 
     @property
@@ -74,19 +78,44 @@ class Lowered:
         """The graph, one node a line in schedule order (forward, then reverse nodes)."""
         return self.graph.as_text()
 
-    def to_dot(self):
-        return self.graph.to_dot(getattr(self.fn, "__name__", "gradc"))
+    def to_dot(self, out_names=None):
+        """Graphviz DOT of the graph; outputs named out_names (default: output[0], ...)."""
+        return self.graph.to_dot(getattr(self.fn, "__name__", "gradc"), out_names or self.out_names)
 
     @property
     def c_source(self):
         """The generated C for this signature."""
         return backends.get("c").generate(self).source
 
+    def without_prints(self):
+        """This signature without its gc.debug_print outputs (what AOT builds export)."""
+        if not self.prints:
+            return self
+        lowered = copy.copy(self)
+        main = len(self.graph.outputs) - sum(p.count for p in self.prints)
+        lowered.graph = Graph(self.graph.inputs, self.graph.outputs[:main])
+        lowered.prints, lowered._compiled = [], None
+        return lowered
+
     def compile(self):
         """A Compiled callable fixed to this signature."""
         if self._compiled is None:
+            start = time.perf_counter()
             self._compiled = Compiled(self, backends.get(self.backend).compile(self))
+            compile_log.compiled(_name(self.fn), self.backend, time.perf_counter() - start,
+                                 self._compiled.stats)
         return self._compiled
+
+    def signature(self):
+        """'loss(W: f32[3,4], x: f64[]) -> (f64[], f32[3,4])'."""
+        ins = ", ".join(f"{n}: {s.type_str}" for n, s in zip(self.in_names, self.graph.inputs))
+        outs = [n.type_str for n in self.graph.outputs[:len(self.out_names)]]
+        out = outs[0] if self.out_tree.kind == "leaf" else "(" + ", ".join(outs) + ")"
+        return f"{_name(self.fn)}({ins}) -> {out}"
+
+    def __repr__(self):
+        return (f"<gc.Lowered {self.signature()}, backend={self.backend!r}, "
+                f"{len(self.graph.nodes)} nodes>")
 
 
 class Compiled:
@@ -105,7 +134,9 @@ class Compiled:
         self.lowered = lowered
         self.executable = executable
         self._specs = [(n.shape, n.dtype) for n in lowered.graph.inputs]
-        self._fast = self.fast_path()
+        self._debug_nans = lowered.debug_nans
+        self._prints = lowered.prints
+        self._fast = None if self._debug_nans else self.fast_path()
 
     @property
     def stats(self):
@@ -113,6 +144,13 @@ class Compiled:
 
     def __reduce__(self):       # by the function and the signature; the receiver recompiles
         return pickling.reduce_compiled(self)
+
+    def __repr__(self):
+        stats = self.stats
+        kernels = f", {stats['kernels']} kernels" if stats.get("backend") == "c" else ""
+        hit = ", from the disk cache" if stats.get("cache_hit") else ""
+        return (f"<gc.Compiled {self.lowered.signature()}, backend={self.lowered.backend!r}"
+                f"{kernels}{hit}>")
 
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:    # exactly matching arrays, checked in C
@@ -128,7 +166,14 @@ class Compiled:
 
     def call_leaves(self, leaves):
         outs = self.executable(leaves)
+        if self._debug_nans:
+            nans.check(self.lowered, leaves, outs)
+        if self._prints:
+            self._emit_prints(outs)
         return self._build(outs)
+
+    def _emit_prints(self, outs):
+        printing.emit(self._prints, outs[len(outs) - sum(p.count for p in self._prints):])
 
     @functools.cached_property
     def _build(self):
@@ -141,7 +186,13 @@ class Compiled:
         tree = getattr(self.lowered, "fast_tree", None)
         if entry is None or tree is None:
             return None
-        return entry, self._build, None if tree == "flat" else leaf_extractor(tree)
+        build = self._print_and_build if self._prints else self._build
+        return entry, build, None if tree == "flat" else leaf_extractor(tree)
+
+    def _print_and_build(self, outs):
+        """The output pytree (which leaves out the printed values), after printing them."""
+        self._emit_prints(outs)
+        return self._build(outs)
 
 
 def call_fast(fast, args):
@@ -252,8 +303,9 @@ class Jitted:
     (array([2., 2.]), (3,))
     """
 
-    def __init__(self, fn, static_argnums=(), backend="c"):
+    def __init__(self, fn, static_argnums=(), backend="c", debug_nans=None):
         self.fn = fn
+        self.debug_nans = nans.enabled_by_env() if debug_nans is None else bool(debug_nans)
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.backend = backend
@@ -264,6 +316,9 @@ class Jitted:
             self._signature = None
         self._cache = {}
         self._fast = None          # Compiled.fast_path() of the last signature called
+        self._hazards_warned = set()   # (rule, line) pairs already reported (None: never warn)
+        self._last_key = None      # the signature of the last call on the general path
+        self._misses = self._general_hits = 0
         # NOTE: updated=(): fn's __dict__ may be another Jitted's (through a transform's wraps);
         # merging it would replace this one's state with the inner function's.
         functools.update_wrapper(self, fn, updated=())
@@ -309,16 +364,22 @@ class Jitted:
             names += leaf_names(key, child)
         return names
 
+    def _leaf_names(self, args, tree):
+        """Names of the dynamic leaves (static leaves left out), as in error messages."""
+        tree, fixed = tree if isinstance(tree, tuple) else (tree, ())
+        return [n for i, n in enumerate(self._names(args, tree)) if i not in dict(fixed)]
+
     def lower(self, *args, **kwargs):
         """Traces for the signature of args (arrays or gc.Spec) without running."""
         args, kwargs = self._bind(args, kwargs)
         leaves, tree, statics = self._split(args, kwargs)
-        return self._lower(args, leaves, tree, statics)
+        return self._lower(args, leaves, tree, statics, "lower()")
 
-    def _lower(self, args, leaves, tree, statics):
+    def _lower(self, args, leaves, tree, statics, why=None):
+        start = time.perf_counter()
         sigs = [_signature_of(leaf) for leaf in leaves]
+        names = self._leaf_names(args, tree)
         tree, fixed = tree if isinstance(tree, tuple) else (tree, ())
-        names = [n for i, n in enumerate(self._names(args, tree)) if i not in dict(fixed)]
         with core.Trace() as trace:
             inputs = [trace.new_input(shape, dtype, weak, name=name)
                       for (shape, dtype, weak), name in zip(sigs, names)]
@@ -326,7 +387,10 @@ class Jitted:
             out = self.fn(*full, **kwargs)
             out_leaves, out_tree = tree_flatten(out)
             outs = [lift(trace, o) for o in out_leaves]
-        traced = Graph(trace.inputs, [o.node for o in outs])
+            prints, print_values = printing.pending(trace)
+        traced = Graph(trace.inputs, [o.node for o in outs + print_values])
+        if self._hazards_warned is not None:
+            hazards.warn(hazards.lint_nodes(trace.made), self._hazards_warned)
         graph = simplify(traced)
         lowered = Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
         lowered.fixed_leaves = {i for i, _ in fixed}
@@ -337,6 +401,9 @@ class Jitted:
         lowered.abstract_call = _assemble(tree, fixed, statics,
                                           [pickling.abstract_leaf(leaf, sig)
                                            for leaf, sig in zip(leaves, sigs)])
+        lowered.traced_nodes = trace.made
+        lowered.prints = prints
+        lowered.debug_nans = self.debug_nans
         # The native call path takes the leaves of a positional call; a flat one needs no flattening.
         if statics or fixed or tree.children[1].children:
             lowered.fast_tree = None
@@ -344,7 +411,22 @@ class Jitted:
             lowered.fast_tree = "flat"
         else:
             lowered.fast_tree = tree
+        if why is not None:
+            compile_log.traced(_name(self.fn), why, time.perf_counter() - start, lowered)
         return lowered
+
+    def cache_info(self):
+        """CacheInfo(hits, misses, entries): calls that reused a compiled signature, calls that
+        traced and compiled one, and the signatures held."""
+        native = sum(getattr(getattr(c.executable, "entry", None), "calls", 0)
+                     for c in self._cache.values())
+        return compile_log.CacheInfo(self._general_hits + native, self._misses, len(self._cache))
+
+    def __repr__(self):
+        sigs = [c.lowered.signature() for c in self._cache.values()]
+        shown = "; ".join(sigs[:3]) + ("; ..." if len(sigs) > 3 else "")
+        return (f"<gc.jit {_name(self.fn)}, backend={self.backend!r}, {len(sigs)} compiled "
+                f"signature{'s' if len(sigs) != 1 else ''}{': ' + shown if sigs else ''}>")
 
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:    # the signature of the last call, checked in C
@@ -364,9 +446,14 @@ class Jitted:
             raise TypeError(f"{getattr(self.fn, '__name__', 'function')}: static arguments must be "
                             f"hashable, got {[type(v).__name__ for _, v in statics]}") from None
         if compiled is None:
-            compiled = self._lower(args, leaves, tree, statics).compile()
+            self._misses += 1
+            why = compile_log.reason(self._last_key, key, self._leaf_names(args, tree))
+            compiled = self._lower(args, leaves, tree, statics, why).compile()
             self._cache[key] = compiled
-        self._fast = compiled.fast_path()
+        else:
+            self._general_hits += 1
+        self._last_key = key
+        self._fast = compiled._fast        # None when the call must take the general path
         arrays = [np.asarray(leaf, dtype=spec[1]) for leaf, spec in zip(leaves, compiled._specs)]
         return compiled.call_leaves(arrays)
 
@@ -383,7 +470,11 @@ def _assemble(tree, fixed, statics, leaves):
     return full, kwargs
 
 
-def jit(fn=None, *, static_argnums=(), backend="c"):
+def _name(fn):
+    return getattr(fn, "__name__", "function")
+
+
+def jit(fn=None, *, static_argnums=(), backend="c", debug_nans=None):
     """Compiles fn to native code: traced once per signature (shapes, dtypes, structure, static
     values), then one native call per call. Usable as ``@gc.jit`` and ``@gc.jit(...)``.
 
@@ -399,6 +490,8 @@ def jit(fn=None, *, static_argnums=(), backend="c"):
         static_argnums: positions of arguments that are Python values fixed per compilation
             (part of the signature: a new value compiles again).
         backend: ``"c"`` (compiled C) or ``"numpy"`` (the same graph, interpreted op by op).
+        debug_nans: check every call's outputs and raise ``gc.NonFiniteError`` naming the node
+            that made a NaN or Inf (default: ``GRADC_DEBUG_NANS=1`` when the function is jitted).
 
     Returns:
         A ``gc.Jitted`` with ``fn``'s signature, and ``.lower(*args_or_specs)`` to inspect
@@ -411,5 +504,6 @@ def jit(fn=None, *, static_argnums=(), backend="c"):
     (array(2.), array([2., 2.]))
     """
     if fn is None:
-        return functools.partial(jit, static_argnums=static_argnums, backend=backend)
-    return Jitted(fn, static_argnums, backend)
+        return functools.partial(jit, static_argnums=static_argnums, backend=backend,
+                                 debug_nans=debug_nans)
+    return Jitted(fn, static_argnums, backend, debug_nans)

@@ -40,12 +40,12 @@ def reduce_jitted(jitted):
     with the options, and the receiver makes a fresh gc.jit of it."""
     if _by_reference(jitted):
         return jitted.__qualname__
-    return _jitted, (jitted.fn, jitted.static_argnums, jitted.backend)
+    return _jitted, (jitted.fn, jitted.static_argnums, jitted.backend, jitted.debug_nans)
 
 
-def _jitted(fn, static_argnums, backend):
+def _jitted(fn, static_argnums, backend, debug_nans=None):
     from .jit import Jitted
-    return Jitted(fn, static_argnums, backend)
+    return Jitted(fn, static_argnums, backend, debug_nans)
 
 
 def abstract_leaf(leaf, signature):

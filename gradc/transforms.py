@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from . import core, interpreter, ops
+from . import core, interpreter, ops, printing
 from .autodiff import backward_pass, forward_pass
 from .errors import GradientCheckError
 from .ir import Graph
@@ -40,9 +40,16 @@ def call_graph(graph, values):
     """Runs graph on values: spliced into the enclosing trace if any value is traced (or onto the
     eager tape for gc.Tensor values), else simplified and interpreted with NumPy."""
     if any(isinstance(v, core.Tracer) or type(v).__name__ == "Tensor" for v in values):
-        return interpreter.replay(graph, values)
-    arrays = [np.asarray(v, dtype=node.dtype) for v, node in zip(values, graph.inputs)]
-    return interpreter.run(simplify(graph), arrays)
+        results = interpreter.replay(graph, values)
+    else:
+        arrays = [np.asarray(v, dtype=node.dtype) for v, node in zip(values, graph.inputs)]
+        results = interpreter.run(simplify(graph), arrays)
+    prints = getattr(graph, "prints", None)
+    if not prints:
+        return results
+    main = len(results) - sum(p.count for p in prints)    # gc.debug_print values come last
+    printing.hand_on(prints, results[main:])
+    return results[:main]
 
 
 class _Traced:
@@ -64,7 +71,10 @@ class _Traced:
         """Ends tracing; returns the graph from (inputs, extra_inputs, captured) to outputs."""
         self.trace.__exit__()
         nodes = [i.node for i in self.inputs] + [e.node for e in extra_inputs] + self.trace.capture_nodes
-        return Graph(nodes, [o.node for o in outputs])
+        prints, print_values = printing.pending(self.trace)
+        graph = Graph(nodes, [o.node for o in outputs] + [p.node for p in print_values])
+        graph.prints = prints        # call_graph prints them or hands them to the enclosing trace
+        return graph
 
     def abort(self):
         if self.trace.active:

@@ -141,8 +141,50 @@ def test_graph_writes_dot(project):
                    "loss.dot", cwd=project)
     assert result.returncode == 0, result.stderr
     dot = (project / "loss.dot").read_text()
-    assert dot.startswith('digraph "loss"') and "tanh" in dot and "#ffd8b1" not in dot
+    nodes = dot.split("subgraph cluster_legend")[0]
+    assert dot.startswith('digraph "loss"') and "tanh" in dot and "#ffd8b1" not in nodes
     assert 'label="W\\nf32[3,2]"' in dot
+    assert 'tanh\\nf32[4,2]\\nkernels.py:8"' in dot          # the user's line on each node
+    assert 'out0 [label="output"' in dot
+    assert 'legend_rev [label="gradient pass", fillcolor="#ffd8b1"]' in dot
+
+
+CIRCUIT = """import gradc as gc
+
+
+def f(x, y, z):
+    q = x + y
+    return q * z
+
+
+def mlp(params, x):
+    return gc.sum(gc.tanh(x @ params["w"] + params["b"]))
+"""
+
+
+def test_graph_grad_draws_every_output_named(tmp_path):
+    """The lecture circuit: df/dx and df/dy are the same node (z); both outputs are drawn."""
+    (tmp_path / "circuit.py").write_text(CIRCUIT)
+    result = gradc("graph", "circuit.py:f", *["--arg", "f64[]"] * 3, "--grad", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    dot = result.stdout
+    for i, name in enumerate(["value", "d/dx", "d/dy", "d/dz"]):
+        assert f'out{i} [label="{name}", shape=plaintext];' in dot
+    edges = [line.strip() for line in dot.splitlines() if line.strip().endswith(("-> out1;",
+                                                                                 "-> out2;"))]
+    assert len(edges) == 2 and edges[0].split(" ->")[0] == edges[1].split(" ->")[0]
+    assert 'label="q = add\\nf64[]\\ncircuit.py:5"' in dot      # the user's variable name
+
+
+def test_graph_dict_argument(tmp_path):
+    (tmp_path / "circuit.py").write_text(CIRCUIT)
+    result = gradc("graph", "circuit.py:mlp", "--arg", '{"w": "f32[3,2]", "b": "f32[2]"}',
+                   "--arg", "f32[4,3]", "--grad", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'label="params[\'w\']\\nf32[3,2]"' in result.stdout
+    assert 'label="d/dparams[\'b\']"' in result.stdout
+    bad = gradc("graph", "circuit.py:mlp", "--arg", '{"w": 3}', "--arg", "f32[4,3]", cwd=tmp_path)
+    assert_one_line_error(bad, "is not a spec such as 'f32[3,4]'")
 
 
 def test_graph_grad_draws_the_reverse_pass(project):

@@ -111,3 +111,14 @@ def test_mlp_adam_dropout_same_run_on_both_backends():
     c = run_example("mlp_adam_dropout", "--steps", "30", "--backend", "c")
     interpreted = run_example("mlp_adam_dropout", "--steps", "30", "--backend", "numpy")
     np.testing.assert_allclose(c["losses"], interpreted["losses"], rtol=1e-4)
+
+
+def test_when_gradients_go_wrong(backend, capsys):
+    r = run_example("when_gradients_go_wrong", "--backend", backend)
+    assert r["nan at 1.0"] == ("div", "the gradient of sqrt", "gradient_check.py:17")
+    assert r["nan at 0.5"] == ("sqrt", "the forward pass", "gradient_check.py:17")
+    assert r["findings"] == ["softmax-by-hand", "log-softmax"]
+    assert r["check_ok"] and r["cache_info"] == (1, 2, 2)
+    out = capsys.readouterr().out
+    assert sum(line.startswith("loss ") for line in out.splitlines()) == 3
+    assert "new shape for argument X: (16, 64) was (32, 64)" in out

@@ -26,7 +26,8 @@ class Export:
         """The traced, simplified graph (gc.Lowered); BuildError if the function does not trace."""
         if self._lowered is None:
             try:
-                self._lowered = jit(self.fn).lower(*self.specs)
+                # gc.debug_print needs the Python side: a built module drops it
+                self._lowered = jit(self.fn).lower(*self.specs).without_prints()
             except Exception as e:     # the user's function: report it, do not crash the build
                 raise BuildError(f"{self.where}: export {self.name!r} of module "
                                  f"{self.module.name!r} failed to trace: {one_line(e)}") from e
