@@ -56,6 +56,8 @@ __all__ = [
     "float32", "float64", "int32", "int64",
     # the eager engine
     "tensor", "Tensor", "no_grad",
+    # seeing what happens
+    "debug_print", "lint", "check", "CheckError", "GradientHazardWarning", "NonFiniteError",
     # training, random numbers, neural-network losses
     "optim", "random", "nn",
     # errors and the cache

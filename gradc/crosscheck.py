@@ -122,7 +122,8 @@ def check(fn, *args, argnums=None, fd_points=16, eps=1e-6, seed=0, raise_on_fail
     disagrees (the error's .report holds it), naming the first diverging node and its line.
     backend_tol / fd_tol ({dtype: (rtol, atol)}) replace BACKEND_TOL / FD_TOL for the dtypes given.
 
-    >>> gc.check(lambda W, x: gc.tanh(x @ W), np.ones((3, 2)), np.ones((4, 3)))
+    >>> gc.check(lambda W, x: gc.tanh(x @ W), np.ones((3, 2)), np.ones((4, 3))).ok
+    True
     """
     name = getattr(fn, "__name__", "function")
     backend_tol = {**BACKEND_TOL, **{np.dtype(k): v for k, v in (backend_tol or {}).items()}}

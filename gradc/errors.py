@@ -62,7 +62,15 @@ class CompileError(RuntimeError):
 
 class NonFiniteError(FloatingPointError):
     """debug_nans: a call made a NaN or Inf from finite values. Attributes: `op`, `phase` (as
-    written: "the forward pass", "the gradient of sqrt"), `loc` (the user's file:line), `node`."""
+    written: "the forward pass", "the gradient of sqrt"), `loc` (the user's file:line), `node`.
+
+    >>> f = gc.jit(gc.grad(lambda x: gc.sum(gc.sqrt(x))), debug_nans=True)
+    >>> try:
+    ...     f(np.zeros(2))
+    ... except gc.NonFiniteError as e:
+    ...     print(e.op, "/", e.phase)
+    div / the gradient of sqrt
+    """
 
     def __init__(self, message, op=None, phase=None, loc=None, node=None):
         super().__init__(message)
@@ -70,7 +78,14 @@ class NonFiniteError(FloatingPointError):
 
 
 class CheckError(AssertionError):
-    """gc.check: the backends or finite differences disagree. `report` holds the full comparison."""
+    """gc.check: the backends or finite differences disagree. `report` holds the full comparison.
+
+    >>> try:
+    ...     gc.check(lambda x: gc.where(x > 0, x, 0.0), np.array([1e-9, 1.0]))
+    ... except gc.CheckError as e:
+    ...     print(e.report.ok)
+    False
+    """
 
     def __init__(self, message, report=None):
         super().__init__(message)
@@ -78,7 +93,11 @@ class CheckError(AssertionError):
 
 
 class GradientHazardWarning(UserWarning):
-    """A pattern whose gradient (or value) is NaN, Inf or inaccurate at some inputs (gc.lint)."""
+    """A pattern whose gradient (or value) is NaN, Inf or inaccurate at some inputs (gc.lint).
+
+    >>> [f.rule for f in gc.lint(lambda x: gc.sqrt(gc.sum(x ** 2)), np.ones(3))]
+    ['norm-at-zero']
+    """
 
 
 # Modules that only route a user's call to a primitive (the user wrote the operation); a node made

@@ -48,6 +48,7 @@ def debug_print(fmt, *args, **kwargs):
 
     >>> f = gc.jit(lambda x: (gc.debug_print("x = {}", x), x * 2)[1]); f(np.ones(2))
     x = [1. 1.]
+    array([2., 2.])
     """
     values = list(args) + list(kwargs.values())
     # Concrete values (or none) inside a trace still print on every call: the innermost trace
