@@ -5,30 +5,16 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Vector math: with GRADC_VECTOR_MATH (JIT builds with GCC on x86-64 glibc) the libm functions the
  * kernels call are declared SIMD-capable, so GCC vectorises fused loops with glibc's libmvec
  * (link with -lmvec). Unlike -ffast-math this keeps IEEE NaN/Inf behaviour; libmvec's results are
- * within 4 ulp of the correctly rounded ones. */
+ * within 4 ulp of the correctly rounded ones. The declarations themselves are generated from the
+ * primitive table into each kernel (gradc/cbackend/vecmath.py). */
 #if defined(GRADC_VECTOR_MATH) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define GRADC_SIMD __attribute__((simd("notinbranch")))
-GRADC_SIMD float expf(float);
-GRADC_SIMD float logf(float);
-GRADC_SIMD float log1pf(float);
-GRADC_SIMD float expm1f(float);
-GRADC_SIMD float sinf(float);
-GRADC_SIMD float cosf(float);
-GRADC_SIMD float tanhf(float);
-GRADC_SIMD float powf(float, float);
-GRADC_SIMD double exp(double);
-GRADC_SIMD double log(double);
-GRADC_SIMD double log1p(double);
-GRADC_SIMD double expm1(double);
-GRADC_SIMD double sin(double);
-GRADC_SIMD double cos(double);
-GRADC_SIMD double tanh(double);
-GRADC_SIMD double pow(double, double);
 #endif
 
 /* Vectorised sums: the kernels mark the loops whose sums may be reordered. Compiled without
@@ -156,5 +142,106 @@ static inline int64_t gradc_index(int64_t i, int64_t dim, int wrap) {
     if (wrap && i < 0) i += dim;
     return (i < 0 || i >= dim) ? -1 : i;
 }
+
+/* Small dense linear algebra for the linalg primitives (inv, solve, det, cholesky), per matrix of
+ * a batch, in C so small matrices pay no call into Python or LAPACK's argument checks. Gauss-Jordan
+ * elimination with partial pivoting; a singular matrix gives inf/NaN (NumPy raises LinAlgError).
+ * Scratch memory comes from malloc (kernels stay reentrant). */
+#define GRADC_LINALG(T, S, ABS, LOG) \
+/* Reduces w (n x n) to the identity by row operations, applied to rhs (n x m) too: rhs = w^-1 rhs. */ \
+static inline void gradc_gauss_jordan_##S(T *w, T *rhs, int64_t n, int64_t m) { \
+    for (int64_t k = 0; k < n; k++) { \
+        int64_t p = k; \
+        for (int64_t i = k + 1; i < n; i++) if (ABS(w[i * n + k]) > ABS(w[p * n + k])) p = i; \
+        if (p != k) { \
+            for (int64_t j = 0; j < n; j++) { T t = w[k * n + j]; w[k * n + j] = w[p * n + j]; w[p * n + j] = t; } \
+            for (int64_t j = 0; j < m; j++) { T t = rhs[k * m + j]; rhs[k * m + j] = rhs[p * m + j]; rhs[p * m + j] = t; } \
+        } \
+        T inv = (T)1 / w[k * n + k]; \
+        for (int64_t j = 0; j < n; j++) w[k * n + j] *= inv; \
+        for (int64_t j = 0; j < m; j++) rhs[k * m + j] *= inv; \
+        for (int64_t i = 0; i < n; i++) { \
+            T f = w[i * n + k]; \
+            if (i == k || f == 0) continue; \
+            for (int64_t j = 0; j < n; j++) w[i * n + j] -= f * w[k * n + j]; \
+            for (int64_t j = 0; j < m; j++) rhs[i * m + j] -= f * rhs[k * m + j]; \
+        } \
+    } \
+} \
+/* out = a^-1 for each of `batch` n x n matrices. */ \
+static inline int gradc_inv_##S(T *out, const T *a, int64_t batch, int64_t n) { \
+    T *w = (T *)malloc((size_t)(n * n > 0 ? n * n : 1) * sizeof(T)); \
+    if (!w) return GRADC_ERR_ALLOC; \
+    for (int64_t b = 0; b < batch; b++) { \
+        T *o = out + b * n * n; \
+        memcpy(w, a + b * n * n, (size_t)(n * n) * sizeof(T)); \
+        for (int64_t i = 0; i < n * n; i++) o[i] = (i % (n + 1) == 0) ? (T)1 : (T)0; \
+        gradc_gauss_jordan_##S(w, o, n, n); \
+    } \
+    free(w); \
+    return GRADC_OK; \
+} \
+/* out = a^-1 rhs for each of `batch` n x n matrices a and n x m right-hand sides. */ \
+static inline int gradc_solve_##S(T *out, const T *a, const T *rhs, int64_t batch, int64_t n, \
+                                  int64_t m) { \
+    T *w = (T *)malloc((size_t)(n * n > 0 ? n * n : 1) * sizeof(T)); \
+    if (!w) return GRADC_ERR_ALLOC; \
+    for (int64_t b = 0; b < batch; b++) { \
+        memcpy(w, a + b * n * n, (size_t)(n * n) * sizeof(T)); \
+        memcpy(out + b * n * m, rhs + b * n * m, (size_t)(n * m) * sizeof(T)); \
+        gradc_gauss_jordan_##S(w, out + b * n * m, n, m); \
+    } \
+    free(w); \
+    return GRADC_OK; \
+} \
+/* det (part 0), log|det| (part 1) or sign(det) (part 2) of each n x n matrix, by LU elimination. */ \
+static inline int gradc_det_##S(T *out, const T *a, int64_t batch, int64_t n, int part) { \
+    T *w = (T *)malloc((size_t)(n * n > 0 ? n * n : 1) * sizeof(T)); \
+    if (!w) return GRADC_ERR_ALLOC; \
+    for (int64_t b = 0; b < batch; b++) { \
+        memcpy(w, a + b * n * n, (size_t)(n * n) * sizeof(T)); \
+        T det = 1, logabs = 0, sign = 1; \
+        for (int64_t k = 0; k < n; k++) { \
+            int64_t p = k; \
+            for (int64_t i = k + 1; i < n; i++) if (ABS(w[i * n + k]) > ABS(w[p * n + k])) p = i; \
+            if (p != k) { \
+                sign = -sign; det = -det; \
+                for (int64_t j = 0; j < n; j++) { T t = w[k * n + j]; w[k * n + j] = w[p * n + j]; w[p * n + j] = t; } \
+            } \
+            T piv = w[k * n + k]; \
+            det *= piv; \
+            logabs += LOG(ABS(piv)); \
+            if (piv < 0) sign = -sign; \
+            if (piv == 0) { sign = 0; continue; } \
+            for (int64_t i = k + 1; i < n; i++) { \
+                T f = w[i * n + k] / piv; \
+                for (int64_t j = k; j < n; j++) w[i * n + j] -= f * w[k * n + j]; \
+            } \
+        } \
+        out[b] = part == 0 ? det : part == 1 ? logabs : sign; \
+    } \
+    free(w); \
+    return GRADC_OK; \
+} \
+/* The lower Cholesky factor of each symmetric positive definite n x n matrix (NaN if not). */ \
+static inline int gradc_cholesky_##S(T *out, const T *a, int64_t batch, int64_t n) { \
+    for (int64_t b = 0; b < batch; b++) { \
+        const T *x = a + b * n * n; \
+        T *l = out + b * n * n; \
+        for (int64_t i = 0; i < n; i++) { \
+            for (int64_t j = 0; j <= i; j++) { \
+                T s = x[i * n + j]; \
+                for (int64_t k = 0; k < j; k++) s -= l[i * n + k] * l[j * n + k]; \
+                l[i * n + j] = i == j ? GRADC_SQRT_##S(s) : s / l[j * n + j]; \
+            } \
+            for (int64_t j = i + 1; j < n; j++) l[i * n + j] = 0; \
+        } \
+    } \
+    return GRADC_OK; \
+}
+#define GRADC_SQRT_f32 sqrtf
+#define GRADC_SQRT_f64 sqrt
+GRADC_LINALG(float, f32, fabsf, logf)
+GRADC_LINALG(double, f64, fabs, log)
 
 #endif /* GRADC_RUNTIME_H */

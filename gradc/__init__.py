@@ -23,12 +23,9 @@ from .crosscheck import check
 from .printing import debug_print
 from . import compile_log as _compile_log
 _compile_log.enable_from_env()
-from .ops import (abs, add, argmax, argmin, astype, broadcast_to, clip, concatenate, cos, divide, dot,
-                  equal, exp, expand_dims, expm1, greater, greater_equal, less, less_equal, log,
-                  log1p, logsumexp, matmul, max, maximum, mean, min, minimum, multiply, negative,
-                  not_equal, ones_like, power, relu, reshape, sigmoid, sign, sin, softplus, sqrt,
-                  square, squeeze, stack, stop_gradient, subtract, sum, tanh, transpose, where,
-                  zeros_like)
+# modules that register ops (registry.py); gc.linalg.inv ... live in the linalg module
+from . import ops, elementwise, reductions, shapes, einsum, indexing, creation, linalg  # noqa: F401
+from .registry import PUBLIC as _PUBLIC, supported
 from .primitives import PRIMITIVES
 from .transforms import (GradCheckReport, check_grad, grad, hessian, jacobian, jvp, value_and_grad,
                          vjp)
@@ -37,6 +34,8 @@ from .tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 float32, float64, int32, int64 = _np.float32, _np.float64, _np.int32, _np.int64
 from .aot import Module
+
+globals().update(_PUBLIC)     # gc.<name> for every exported op (registry.py)
 
 # The public API (API.md); tests/test_public_api.py checks that every name here has a docstring
 # with an example and that no other public name leaks out of the package.
@@ -65,3 +64,5 @@ __all__ = [
     "cache_info", "clear_cache",
     "PRIMITIVES",
 ]
+# every op the registry exports (gc.var, gc.einsum, gc.arcsinh, ...), and the list of them
+__all__ += sorted(set(_PUBLIC) - set(__all__)) + ["supported"]

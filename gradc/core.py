@@ -5,7 +5,8 @@ import contextlib
 import numpy as np
 
 from . import dtypes
-from .errors import ConcretizationError, docs_link, made_by_library, user_location
+from .errors import (SUPPORTED_HINT, ConcretizationError, docs_link, library_caller,
+                     made_by_library, user_location)
 from .ir import Node, Phase
 from .methods import ArrayMethods
 
@@ -88,12 +89,12 @@ class Tracer(ArrayMethods):
     ndim = property(lambda self: len(self.node.shape))
     size = property(lambda self: self.node.size)
 
-    def _concrete(self, what):
+    def _concrete(self, what, hint=""):
         raise ConcretizationError(
             f"{what} of a traced value at {user_location()}: inside gc.jit and the gradient "
             "transforms values are symbolic, so Python control flow cannot depend on them. "
             "Use gc.where(cond, a, b) for a data-dependent choice, or pass the value as a static "
-            f"argument (gc.jit(..., static_argnums=...)). See {docs_link('guide/jit')}")
+            f"argument (gc.jit(..., static_argnums=...)). See {docs_link('guide/jit')}" + hint)
 
     def __bool__(self):
         self._concrete("bool()")
@@ -102,13 +103,35 @@ class Tracer(ArrayMethods):
         self._concrete("int()")
 
     def __float__(self):
-        self._concrete("float()")
+        if _storing_into_array():
+            # NOTE: NumPy replaces any error float() raises in `buf[i] = traced` by its own
+            # ValueError ("setting an array element with a sequence"): say what happened first.
+            import warnings
+            warnings.warn(f"gradc: a traced value is written into a NumPy array at "
+                          f"{user_location()}, which cannot hold it." + _BUFFER_HINT,
+                          RuntimeWarning, stacklevel=2)
+        self._concrete("float()", _BUFFER_HINT)
 
     def __index__(self):
         self._concrete("use as an index or int")
 
     def __array__(self, dtype=None, copy=None):
-        self._concrete("conversion to a NumPy array")
+        if not self.shape and (dtype is None or np.dtype(dtype) == object):
+            # NOTE: a traced scalar as a 0-d object array, so np.array([x, y]), np.sum([x, y]) and
+            # np.mean([a, b]) build object arrays whose arithmetic records gradc operations.
+            box = np.empty((), object)
+            box[()] = self
+            return box
+        caller = library_caller()
+        if caller is not None:
+            raise ConcretizationError(
+                f"{caller[0]} (called at {caller[1]}) converts a traced value to a NumPy array: "
+                "that library function cannot be traced by gradc. Use gradc's own function where "
+                f"it has one ({SUPPORTED_HINT}), or call the library outside gc.jit / gc.grad.")
+        self._concrete("conversion to a NumPy array (np.array / np.asarray, or a library "
+                       "function that calls them, which cannot be traced)", _BUFFER_HINT
+                       + " To build an array from a list of traced arrays use np.stack(list)."
+                       + _dot_hint())
 
     def __len__(self):
         if not self.shape:
@@ -127,6 +150,39 @@ class Tracer(ArrayMethods):
 
     def __hash__(self):
         return id(self)
+
+
+_BUFFER_HINT = (" If this writes a traced value into a NumPy array (buf[i] = traced), NumPy "
+                "cannot hold it: make the buffer a gradc value (buf = gc.array(buf), or "
+                "np.zeros_like(traced)), then buf[i] = v, or write buf = gc.at(buf)[i].set(v) / "
+                "x.at[i].set(v).")
+
+
+def _storing_into_array():
+    """Whether the user's line being run is an item assignment (`buf[i] = value`)."""
+    import dis
+    import sys
+    from .errors import _PACKAGE_DIR
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    return any(i.offset == frame.f_lasti and i.opname == "STORE_SUBSCR"
+               for i in dis.get_instructions(frame.f_code))
+
+
+def _dot_hint():
+    """ndarray.dot(traced) converts its argument (NumPy's methods do not dispatch): name the fix."""
+    import linecache
+    import sys
+    from .errors import _PACKAGE_DIR
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    text = linecache.getline(frame.f_code.co_filename, frame.f_lineno) if frame else ""
+    return (" `array.dot(traced)` converts its argument: write `array @ traced` or "
+            "np.dot(array, traced)." if ".dot(" in text else "")
 
 
 class _PrimitiveNames:

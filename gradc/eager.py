@@ -83,6 +83,20 @@ class Tensor(ArrayMethods):
     def __len__(self):
         return len(self.value)
 
+    _version = 0      # item assignments so far (each keeps the old value for backward())
+
+    def _rebind(self, new):
+        """self now holds `new` (item assignment, functional underneath, as PyTorch's in place)."""
+        if self.is_leaf and self.requires_grad:
+            raise RuntimeError("a leaf gc.Tensor that requires grad cannot be assigned into (as "
+                               "PyTorch): assign into a copy, x = x.copy(); x[i] = v")
+        old = Tensor(self.value, self.requires_grad, self._creator)
+        old._version = self._version
+        # Operations recorded before see the old value: `_inputs` finds it by the version.
+        self._past = {**getattr(self, "_past", {}), self._version: old}
+        self.value, self.requires_grad, self._creator = new.value, new.requires_grad, new._creator
+        self._version += 1
+
     def backward(self, gradient=None):
         """Accumulates d self / d leaf into .grad of every leaf with requires_grad (seed 1 if scalar)."""
         if not self.requires_grad:
@@ -113,7 +127,8 @@ class Tensor(ArrayMethods):
             if t._creator is None:
                 t.grad = ct.copy() if t.grad is None else t.grad + ct
                 continue
-            prim, inputs, params = t._creator
+            prim, _, params, _ = t._creator
+            inputs = _inputs(t)
             values = [i.value if isinstance(i, Tensor) else i for i in inputs]
             for inp, inp_ct in zip(inputs, vjp_rule(prim, values, t.value, ct, params)):
                 if inp_ct is None or not (isinstance(inp, Tensor) and inp.requires_grad):
@@ -134,10 +149,17 @@ def _toposort(root):
             continue
         stack.append((t, True))
         if t._creator is not None:
-            for i in t._creator[1]:
+            for i in _inputs(t):
                 if isinstance(i, Tensor) and i.requires_grad and id(i) not in done:
                     stack.append((i, False))
     return order
+
+
+def _inputs(t):
+    """The inputs t was computed from, as they were then (before later item assignments)."""
+    _, inputs, _, versions = t._creator
+    return [i if not isinstance(i, Tensor) or i._version == v else i._past[v]
+            for i, v in zip(inputs, versions)]
 
 
 def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> "Tensor":
@@ -165,4 +187,5 @@ def apply_eager(prim, args, params):
                   and any(isinstance(a, Tensor) and a.requires_grad for a in args))
     if not wants_grad:
         return Tensor(out)
-    return Tensor(out, True, (prim, args, params))
+    versions = tuple(a._version if isinstance(a, Tensor) else 0 for a in args)
+    return Tensor(out, True, (prim, args, params, versions))

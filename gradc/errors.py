@@ -39,6 +39,39 @@ class ConcretizationError(TypeError):
     """
 
 
+class UnsupportedError(NotImplementedError, AttributeError):
+    """A NumPy function, method or attribute gradc does not implement (an AttributeError too, so
+    hasattr() answers False for missing attributes)."""
+
+
+SUPPORTED_HINT = ("see gc.supported() (also shipped as gradc/SUPPORTED.md) or "
+                  f"{docs_link('numpy-functions')} for what gradc implements")
+
+
+def library_caller():
+    """(module.function, user's file:line) when the innermost frame outside gradc belongs to an
+    installed library (site-packages, NumPy's own code); else None."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None or not _in_library(frame):
+        return None
+    while frame.f_back is not None and _in_library(frame.f_back):   # the function the user called
+        frame = frame.f_back
+    name = f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}"
+    caller = frame.f_back
+    where = (f"{os.path.basename(caller.f_code.co_filename)}:{caller.f_lineno}"
+             if caller is not None else "?")
+    return name, where
+
+
+def _in_library(frame):
+    f = frame.f_code.co_filename
+    return not f.startswith(_PACKAGE_DIR) and any(
+        part in f for part in ("site-packages", "dist-packages", os.sep + "lib" + os.sep + "python",
+                               "<frozen"))
+
+
 class GradientCheckError(AssertionError):
     """Reverse-mode gradients disagree with finite differences (raised by gc.check_grad).
 

@@ -1,8 +1,8 @@
 """Operators, methods and NumPy dispatch shared by symbolic tensors (Tracer) and eager ones (Tensor)."""
 import numpy as np
 
-from . import ops
-from .errors import docs_link
+from . import ops, registry
+from .errors import SUPPORTED_HINT, UnsupportedError
 
 
 class ArrayMethods:
@@ -45,8 +45,40 @@ class ArrayMethods:
     def transpose(self, *axes):
         return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
-    def astype(self, dtype):
-        return ops.astype(self, dtype)
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        out = ops.astype(self, dtype)
+        return _shapes().copy(out) if copy and out is self else out
+
+    __mod__ = lambda self, other: _ew().remainder(self, other)
+    __rmod__ = lambda self, other: _ew().remainder(other, self)
+    __floordiv__ = lambda self, other: _ew().floor_divide(self, other)
+    __rfloordiv__ = lambda self, other: _ew().floor_divide(other, self)
+    __round__ = lambda self, ndigits=None: _ew().round(self, ndigits or 0)
+    __divmod__ = lambda self, other: (_ew().floor_divide(self, other), _ew().remainder(self, other))
+
+    def __setitem__(self, key, value):
+        from .indexing import setitem
+        setitem(self, key, value)
+
+    at = property(lambda self: _indexing().IndexUpdates(self))
+    copy = lambda self, order="C": _shapes().copy(self)
+    var = lambda self, axis=None, dtype=None, out=None, ddof=0, keepdims=False: \
+        _red().var(self, axis, dtype, out, ddof, keepdims)
+    std = lambda self, axis=None, dtype=None, out=None, ddof=0, keepdims=False: \
+        _red().std(self, axis, dtype, out, ddof, keepdims)
+    prod = lambda self, axis=None, dtype=None, out=None, keepdims=False: \
+        _red().prod(self, axis, dtype, out, keepdims)
+    cumsum = lambda self, axis=None, dtype=None, out=None: _red().cumsum(self, axis, dtype, out)
+    cumprod = lambda self, axis=None, dtype=None, out=None: _red().cumprod(self, axis, dtype, out)
+    any = lambda self, axis=None, out=None, keepdims=False: _red().any(self, axis, out, keepdims)
+    all = lambda self, axis=None, out=None, keepdims=False: _red().all(self, axis, out, keepdims)
+    round = lambda self, decimals=0, out=None: _ew().round(self, decimals, out)
+    # NOTE: no .trace() method: a traced value's `trace` is the graph it is in (np.trace works).
+    diagonal = lambda self, offset=0, axis1=0, axis2=1: _shapes().diagonal(self, offset, axis1,
+                                                                            axis2)
+    repeat = lambda self, repeats, axis=None: _shapes().repeat(self, repeats, axis)
+    take = lambda self, indices, axis=None: _shapes().take(self, indices, axis)
+    swapaxes = lambda self, a, b: _shapes().swapaxes(self, a, b)
 
     sum = lambda self, axis=None, keepdims=False: ops.sum(self, axis, keepdims)
     mean = lambda self, axis=None, keepdims=False: ops.mean(self, axis, keepdims)
@@ -55,7 +87,7 @@ class ArrayMethods:
     argmax = lambda self, axis=None, keepdims=False: ops.argmax(self, axis, keepdims)
     argmin = lambda self, axis=None, keepdims=False: ops.argmin(self, axis, keepdims)
     squeeze = lambda self, axis=None: ops.squeeze(self, axis)
-    ravel = lambda self: ops.reshape(self, (-1,))
+    ravel = lambda self, order="C": ops.reshape(self, (-1,))
     flatten = ravel
     dot = lambda self, other: ops.dot(self, other)
     exp = lambda self: ops.exp(self)
@@ -63,13 +95,31 @@ class ArrayMethods:
     tanh = lambda self: ops.tanh(self)
     relu = lambda self: ops.relu(self)
     sigmoid = lambda self: ops.sigmoid(self)
-    clip = lambda self, lo=None, hi=None: ops.clip(self, lo, hi)
+    clip = lambda self, lo=None, hi=None, out=None, **kw: ops.clip(self, kw.get("min", lo),
+                                                                   kw.get("max", hi))
+
+    def __array_namespace__(self, api_version=None):
+        """The array API standard's namespace for gradc values (gradc/array_api.py)."""
+        from . import array_api
+        return array_api
+
+    device = property(lambda self: "cpu")
+    to_device = lambda self, device, stream=None: self
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise UnsupportedError(f"gradc does not implement the attribute or method .{name} of "
+                               f"traced values and gc.Tensor; {SUPPORTED_HINT}")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method in ("reduce", "accumulate") and (ufunc.__name__, method) in _UFUNC_METHODS:
+            return _ufunc_method(ufunc, method, *inputs, **kwargs)
         fn = _tables()[0].get(ufunc.__name__) if method == "__call__" else None
         if fn is None or kwargs.get("out") is not None:
             what = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-            raise NotImplementedError(f"gradc does not implement {what} on traced or gc.Tensor values")
+            raise UnsupportedError(f"gradc does not implement {what} on traced or gc.Tensor "
+                                   f"values; {SUPPORTED_HINT}")
         kwargs.pop("out", None)
         if kwargs:
             raise NotImplementedError(f"gradc does not implement np.{ufunc.__name__} with "
@@ -80,10 +130,44 @@ class ArrayMethods:
         fn = _tables()[1].get(func)
         if fn is None:
             name = getattr(func, "__module__", "numpy").replace("numpy", "np") + "." + func.__name__
-            raise NotImplementedError(f"gradc does not implement {name} on traced or gc.Tensor "
-                                      f"values; the supported functions: "
-                                      f"{docs_link('numpy-functions')}")
+            raise UnsupportedError(f"gradc does not implement {name} on traced or gc.Tensor "
+                                   f"values; {SUPPORTED_HINT}")
         return fn(*args, **kwargs)
+
+
+# np.add.reduce(x, axis) and friends: the reductions and scans they are.
+_UFUNC_METHODS = {("add", "reduce"): "sum", ("multiply", "reduce"): "prod",
+                  ("maximum", "reduce"): "max", ("minimum", "reduce"): "min",
+                  ("logaddexp", "reduce"): "logsumexp", ("add", "accumulate"): "cumsum",
+                  ("multiply", "accumulate"): "cumprod"}
+
+
+def _ufunc_method(ufunc, method, x, axis=0, dtype=None, out=None, keepdims=False, **rest):
+    if dtype is not None or out is not None or rest:
+        raise UnsupportedError(f"gradc does not implement np.{ufunc.__name__}.{method} with "
+                               f"dtype=, out= or {sorted(rest)}; {SUPPORTED_HINT}")
+    fn = registry.PUBLIC[_UFUNC_METHODS[ufunc.__name__, method]]
+    return fn(x, axis, keepdims=keepdims) if method == "reduce" else fn(x, axis)
+
+
+def _ew():
+    from . import elementwise
+    return elementwise
+
+
+def _red():
+    from . import reductions
+    return reductions
+
+
+def _shapes():
+    from . import shapes
+    return shapes
+
+
+def _indexing():
+    from . import indexing
+    return indexing
 
 
 _TABLES = []
@@ -98,21 +182,14 @@ def _tables():
 
 
 def _ufuncs():
-    return {
-        "add": ops.add, "subtract": ops.subtract, "multiply": ops.multiply, "divide": ops.divide,
-        "true_divide": ops.divide, "negative": ops.negative, "positive": lambda x: x,
-        "power": ops.power, "square": ops.square, "sqrt": ops.sqrt, "exp": ops.exp, "log": ops.log,
-        "log1p": ops.log1p, "expm1": ops.expm1, "absolute": ops.abs, "fabs": ops.abs,
-        "sign": ops.sign, "sin": ops.sin, "cos": ops.cos, "tanh": ops.tanh,
-        "maximum": ops.maximum, "minimum": ops.minimum, "equal": ops.equal,
-        "not_equal": ops.not_equal, "less": ops.less, "less_equal": ops.less_equal,
-        "greater": ops.greater, "greater_equal": ops.greater_equal, "matmul": ops.matmul,
-        "logical_and": ops.logical_and, "logical_or": ops.logical_or,
-        "logical_not": ops.logical_not, "reciprocal": lambda x: ops.divide(1, x),
+    table = dict(registry.UFUNCS)
+    table.update({
+        "positive": lambda x: x,
         "bitwise_and": _on_bools("bitwise_and", ops.logical_and),
         "bitwise_or": _on_bools("bitwise_or", ops.logical_or),
         "invert": _on_bools("invert", ops.logical_not),
-    }
+    })
+    return table
 
 
 def _on_bools(name, fn):
@@ -124,33 +201,13 @@ def _on_bools(name, fn):
     return call
 
 
-def _reduction(fn):
-    """Adapts NumPy's reduction signature (x, axis=None, dtype=None, out=None, keepdims=False)."""
-    def call(x, axis=None, dtype=None, out=None, keepdims=False, **rest):
-        if out is not None or dtype is not None or rest:
-            raise NotImplementedError(f"gradc does not implement np.{fn.__name__} with out=, dtype= "
-                                      f"or {sorted(rest)} arguments")
-        return fn(x, axis, keepdims)
-    return call
-
-
 def _functions():
-    return {
-        np.sum: _reduction(ops.sum), np.mean: _reduction(ops.mean), np.max: _reduction(ops.max),
-        np.min: _reduction(ops.min), np.amax: _reduction(ops.max), np.amin: _reduction(ops.min),
-        np.argmax: lambda x, axis=None, out=None, keepdims=False: ops.argmax(x, axis, keepdims),
-        np.argmin: lambda x, axis=None, out=None, keepdims=False: ops.argmin(x, axis, keepdims),
-        np.reshape: lambda x, shape=None, order="C", **kw: ops.reshape(x, kw.get("newshape", shape)),
-        np.transpose: lambda x, axes=None: ops.transpose(x, axes),
-        np.expand_dims: ops.expand_dims, np.squeeze: ops.squeeze, np.broadcast_to: ops.broadcast_to,
-        np.concatenate: lambda xs, axis=0, **kw: ops.concatenate(xs, axis),
-        np.stack: lambda xs, axis=0, **kw: ops.stack(xs, axis),
-        np.where: ops.where,
-        np.clip: lambda x, a_min=None, a_max=None, **kw: ops.clip(x, kw.get("min", a_min),
-                                                                  kw.get("max", a_max)),
-        np.dot: ops.dot, np.ravel: lambda x: ops.reshape(x, (-1,)), np.shape: lambda x: x.shape,
-        np.ndim: lambda x: len(x.shape), np.size: lambda x: int(np.prod(x.shape)),
-        np.zeros_like: lambda x, dtype=None: ops.zeros_like(x, dtype),
-        np.ones_like: lambda x, dtype=None: ops.ones_like(x, dtype),
-        np.outer: lambda a, b: ops.multiply(ops.reshape(a, (-1, 1)), ops.reshape(b, (1, -1))),
-    }
+    """NumPy function object -> gradc function with NumPy's signature, from the export records."""
+    table = {}
+    for path, fn in registry.FUNCTIONS.items():
+        obj = registry.numpy_object(path)
+        if obj is not None:
+            table[obj] = fn
+    table.update({np.shape: lambda x: x.shape, np.ndim: lambda x: len(x.shape),
+                  np.size: lambda x: int(np.prod(x.shape))})
+    return table

@@ -115,3 +115,8 @@ def one_hot(labels: ArrayLike, n: int, dtype: Any = np.float32) -> Array:
         raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
     eye = np.eye(n, dtype=dtype)
     return ops.bind(ops.P.gather, eye, labels, wrap=False)
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x): finite for logits of magnitude 1e3."""
+    return ops.negative(ops.softplus(ops.negative(ops._float(x))))

@@ -9,6 +9,7 @@ import numpy as np
 from . import core, dtypes
 from . import primitives as P
 from .errors import ShapeError, user_location
+from .registry import export, numpy_reduction
 
 
 def bind(prim, *args, **params):
@@ -27,11 +28,15 @@ def _is_python_scalar(x):
 
 def asarray(x):
     """Tracers and tensors as they are; NumPy scalars, lists and Python scalars as NumPy arrays."""
-    if _is_array_like(x):
+    if _is_array_like(x) and not (isinstance(x, np.ndarray) and x.dtype == object):
         if isinstance(x, np.ndarray) and x.dtype not in dtypes.SUPPORTED:
             return x.astype(dtypes.canonical(x.dtype))
         return x
     array = np.asarray(x)
+    if array.dtype == object and array.size and builtins.all(
+            isinstance(e, core.Tracer) or _is_python_scalar(e) for e in array.flat):
+        # np.array([x, y]) of traced scalars (core.Tracer.__array__): one node again
+        return reshape(stack(list(array.flat)), array.shape)
     if array.dtype == object:
         raise TypeError(f"gradc cannot use a value of type {type(x).__name__} as an array")
     return array.astype(dtypes.canonical(array.dtype), copy=False)
@@ -84,6 +89,7 @@ def broadcast_shapes(op, *shapes):
     return tuple(result)
 
 
+@export("broadcast_to")
 def broadcast_to(x, shape):
     """x broadcast to shape, as numpy.broadcast_to; the gradient sums over the copies.
 
@@ -113,25 +119,57 @@ def _float(x):
     return x if dtypes.is_float(x.dtype) else bind(P.cast, x, dtype=dtypes.float64)
 
 
-# The NumPy expression each generated function's docstring example compares with.
-_NUMPY_FORM = {"sigmoid": "1 / (1 + np.exp(-x))", "softplus": "np.log1p(np.exp(x))"}
+# The NumPy expression each generated function's docstring example compares with, and the
+# example's input where [0.5, 1.5] is outside the function's domain.
+_NUMPY_FORM = {"sigmoid": "1 / (1 + np.exp(-x))", "softplus": "np.log1p(np.exp(x))",
+               "erf": "np.vectorize(__import__('math').erf)(x)"}
+_EXAMPLE_X = {"arccosh": "[1.5, 2.5]", "arcsin": "[0.25, 0.5]", "arccos": "[0.25, 0.5]",
+              "arctanh": "[0.25, 0.5]"}
 
 
-def _unary_float(prim):
+def _unary_float(prim, ufunc=True):
     def op(x):
         return bind(prim, _float(x))
     op.__name__ = prim.name
     op.__qualname__ = prim.name      # a module-level name for help() and the API reference
     form = _NUMPY_FORM.get(prim.name, f"np.{prim.name}(x)")
     op.__doc__ = (f"Elementwise {prim.name}, as {form} (integers compute as float64); "
-                  f"differentiable.\n\n"
-                  f">>> import numpy as np, gradc as gc\n>>> x = np.array([0.5, 1.5])\n"
+                  f"differentiable (zero gradient where piecewise constant).\n\n"
+                  f">>> import numpy as np, gradc as gc\n"
+                  f">>> x = np.array({_EXAMPLE_X.get(prim.name, '[0.5, 1.5]')})\n"
                   f">>> bool(np.allclose(gc.{prim.name}(x), {form}))\nTrue\n")
+    return export(ufunc=prim.name if ufunc else ())(op)
+
+
+def _binary_float(prim):
+    def op(x, y):
+        x, y = _promote(x, y)
+        if not dtypes.is_float(x.dtype):
+            x, y = _float(x), _float(y)
+        return _elementwise(prim, x, y)
+    op.__name__ = prim.name
+    op.__qualname__ = prim.name
+    op.__doc__ = (f"Elementwise np.{prim.name}(x, y) with broadcasting; differentiable.\n\n"
+                  f">>> import numpy as np, gradc as gc\n"
+                  f">>> x, y = np.array([0.5, 1.5]), np.array([2.0, -0.75])\n"
+                  f">>> bool(np.allclose(gc.{prim.name}(x, y), np.{prim.name}(x, y)))\nTrue\n")
     return op
+
+
+def _from_entries():
+    """gc.<name> for every elementwise primitive marked public, and np.<ufunc> dispatch to it: the
+    primitive's entry is all there is to write (README: adding an elementwise op)."""
+    for prim in P.PRIMITIVES.values():
+        if not prim.public or prim.name in globals():
+            continue
+        op = _unary_float(prim, ufunc=False) if prim.kind == "unary" else _binary_float(prim)
+        globals()[prim.name] = export(ufunc=getattr(prim.impl, "__name__", ()) if isinstance(
+            prim.impl, np.ufunc) else ())(op)
 
 
 # ---- elementwise ---------------------------------------------------------------------------------
 
+@export(ufunc="add")
 def add(x, y):
     """x + y, elementwise with NumPy broadcasting.
 
@@ -142,6 +180,7 @@ def add(x, y):
     return _elementwise(P.add, x, y)
 
 
+@export(ufunc="subtract")
 def subtract(x, y):
     """x - y, elementwise with NumPy broadcasting.
 
@@ -152,6 +191,7 @@ def subtract(x, y):
     return _elementwise(P.sub, x, y)
 
 
+@export(ufunc="multiply")
 def multiply(x, y):
     """x * y, elementwise with NumPy broadcasting.
 
@@ -163,6 +203,7 @@ def multiply(x, y):
     return _elementwise(P.mul, x, y)
 
 
+@export(ufunc=("divide", "true_divide"))
 def divide(x, y):
     """x / y, true division (integers divide as float64, as numpy.divide).
 
@@ -176,6 +217,7 @@ def divide(x, y):
     return _elementwise(P.div, x, y)
 
 
+@export(ufunc="power")
 def power(x, y):
     """x ** y elementwise; the gradient of x ** 0 is 0, at x = 0 too.
 
@@ -186,6 +228,7 @@ def power(x, y):
     return _elementwise(P.pow, x, y)
 
 
+@export(ufunc="negative")
 def negative(x):
     """-x, elementwise.
 
@@ -196,6 +239,7 @@ def negative(x):
     return bind(P.neg, asarray(x))
 
 
+@export(ufunc="square")
 def square(x):
     """x * x, elementwise.
 
@@ -215,10 +259,11 @@ sqrt = _unary_float(P.sqrt)
 sin = _unary_float(P.sin)
 cos = _unary_float(P.cos)
 tanh = _unary_float(P.tanh)
-sigmoid = _unary_float(P.sigmoid)
-softplus = _unary_float(P.softplus)
+sigmoid = _unary_float(P.sigmoid, ufunc=False)
+softplus = _unary_float(P.softplus, ufunc=False)
 
 
+@export(ufunc=("absolute", "fabs"))
 def abs(x):
     """|x|, elementwise; abs'(0) = 0, as PyTorch.
 
@@ -231,6 +276,7 @@ def abs(x):
     return bind(P.abs, asarray(x))
 
 
+@export(ufunc="sign")
 def sign(x):
     """-1, 0 or 1 by the sign of x (NaN stays NaN); its gradient is 0.
 
@@ -241,6 +287,7 @@ def sign(x):
     return bind(P.sign, asarray(x))
 
 
+@export()
 def relu(x):
     """max(x, 0) with relu'(0) = 0, as PyTorch.
 
@@ -253,6 +300,7 @@ def relu(x):
     return where(greater(x, 0), x, 0)
 
 
+@export(ufunc="maximum")
 def maximum(x, y):
     """The larger of x and y, elementwise (NaN propagates); on ties each gets half the gradient.
 
@@ -263,6 +311,7 @@ def maximum(x, y):
     return _elementwise(P.maximum, x, y)
 
 
+@export(ufunc="minimum")
 def minimum(x, y):
     """The smaller of x and y, elementwise (NaN propagates); on ties each gets half the gradient.
 
@@ -273,6 +322,7 @@ def minimum(x, y):
     return _elementwise(P.minimum, x, y)
 
 
+@export("where")
 def where(condition, x, y):
     """x where condition holds, else y (broadcasting all three); the gradient flows to the chosen one.
 
@@ -296,6 +346,8 @@ def where(condition, x, y):
     return bind(P.where, broadcast_to(condition, shape), broadcast_to(x, shape), broadcast_to(y, shape))
 
 
+@export("clip", numpy_call=lambda fn: lambda x, a_min=None, a_max=None, out=None, **kw:
+        fn(x, kw.get("min", a_min), kw.get("max", a_max)))
 def clip(x, lo=None, hi=None):
     """Limits x to [lo, hi]; the gradient passes where lo <= x <= hi.
 
@@ -310,6 +362,7 @@ def clip(x, lo=None, hi=None):
     return x
 
 
+@export()
 def stop_gradient(x):
     """The value of x, with no gradient flowing through it.
 
@@ -320,6 +373,7 @@ def stop_gradient(x):
     return bind(P.stop_gradient, asarray(x))
 
 
+@export("astype")
 def astype(x, dtype):
     """x converted to dtype (float32, float64, int32, int64 or bool), as ndarray.astype.
 
@@ -341,7 +395,7 @@ def _comparison(prim):
                   f">>> import numpy as np, gradc as gc\n"
                   f">>> gc.{prim.name}(np.array([1.0, 2.0, 3.0]), 2.0).tolist() == "
                   f"np.{prim.name}([1.0, 2.0, 3.0], 2.0).tolist()\nTrue\n")
-    return op
+    return export(ufunc=prim.name)(op)
 
 
 equal = _comparison(P.equal)
@@ -352,18 +406,22 @@ greater = _comparison(P.greater)
 greater_equal = _comparison(P.greater_equal)
 
 
+@export(ufunc="logical_and", public=False)
 def logical_and(x, y):
     return _elementwise(P.logical_and, astype(x, bool), astype(y, bool))
 
 
+@export(ufunc="logical_or", public=False)
 def logical_or(x, y):
     return _elementwise(P.logical_or, astype(x, bool), astype(y, bool))
 
 
+@export(ufunc="logical_not", public=False)
 def logical_not(x):
     return bind(P.logical_not, astype(x, bool))
 
 
+@export("zeros_like", numpy_call=lambda fn: lambda x, dtype=None, **kw: fn(x, dtype))
 def zeros_like(x, dtype=None):
     """Zeros of x's shape and dtype (or ``dtype``).
 
@@ -373,9 +431,10 @@ def zeros_like(x, dtype=None):
            [0., 0.]], dtype=float32)
     """
     x = asarray(x)
-    return broadcast_to(np.zeros((), dtype or x.dtype), x.shape)
+    return _traced_like(x, broadcast_to(np.zeros((), dtype or x.dtype), x.shape))
 
 
+@export("ones_like", numpy_call=lambda fn: lambda x, dtype=None, **kw: fn(x, dtype))
 def ones_like(x, dtype=None):
     """Ones of x's shape and dtype (or ``dtype``).
 
@@ -384,7 +443,16 @@ def ones_like(x, dtype=None):
     array([1., 1., 1.])
     """
     x = asarray(x)
-    return broadcast_to(np.ones((), dtype or x.dtype), x.shape)
+    return _traced_like(x, broadcast_to(np.ones((), dtype or x.dtype), x.shape))
+
+
+def _traced_like(x, value):
+    """value as a node of x's trace when x is traced: a buffer made like a traced value can be
+    assigned into (`out = np.zeros_like(h); out[i] = ...`)."""
+    if isinstance(x, core.Tracer) and not isinstance(value, core.Tracer):
+        fill = np.zeros((), value.dtype) + (value.flat[0] if value.size else 0)
+        return broadcast_to(lift_const(x.trace, fill), value.shape)
+    return value
 
 
 # ---- reductions ----------------------------------------------------------------------------------
@@ -415,6 +483,7 @@ def sum_axes(x, axes):
     return bind(P.sum, x, axes=tuple(axes)) if axes else x
 
 
+@export("sum", numpy_call=numpy_reduction)
 def sum(x, axis=None, keepdims=False):
     """Sum over axis (None: all), as numpy.sum; bools and ints sum as int64.
 
@@ -430,6 +499,7 @@ def sum(x, axis=None, keepdims=False):
     return _keep(x, sum_axes(x, axes), axes, keepdims)
 
 
+@export("mean", numpy_call=numpy_reduction)
 def mean(x, axis=None, keepdims=False):
     """Arithmetic mean over axis (None: all), as numpy.mean (integers average as float64).
 
@@ -443,6 +513,7 @@ def mean(x, axis=None, keepdims=False):
     return divide(sum(x, axis, keepdims), count)
 
 
+@export("max", "amax", numpy_call=numpy_reduction)
 def max(x, axis=None, keepdims=False):
     """Maximum over axis (None: all); the gradient is split equally among tied maxima.
 
@@ -459,6 +530,7 @@ def max(x, axis=None, keepdims=False):
     return _keep(x, bind(P.max, x, axes=axes) if axes else x, axes, keepdims)
 
 
+@export("min", "amin", numpy_call=numpy_reduction)
 def min(x, axis=None, keepdims=False):
     """Minimum over axis (None: all); the gradient is split equally among tied minima.
 
@@ -469,6 +541,8 @@ def min(x, axis=None, keepdims=False):
     return negative(max(negative(x), axis, keepdims))
 
 
+@export("argmax", numpy_call=lambda fn: lambda x, axis=None, out=None, keepdims=False:
+        fn(x, axis, keepdims))
 def argmax(x, axis=None, keepdims=False):
     """Index of the (first) maximum along axis (None: of the flattened array), as int64.
 
@@ -484,6 +558,8 @@ def argmax(x, axis=None, keepdims=False):
     return _keep(x, bind(P.argmax, x, axis=axis), (axis,), keepdims)
 
 
+@export("argmin", numpy_call=lambda fn: lambda x, axis=None, out=None, keepdims=False:
+        fn(x, axis, keepdims))
 def argmin(x, axis=None, keepdims=False):
     """Index of the (first) minimum along axis (None: of the flattened array), as int64.
 
@@ -494,6 +570,7 @@ def argmin(x, axis=None, keepdims=False):
     return argmax(negative(x), axis, keepdims)
 
 
+@export()
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) over axis, computed stably by shifting by the maximum.
 
@@ -511,6 +588,8 @@ def logsumexp(x, axis=None, keepdims=False):
 
 # ---- shape ---------------------------------------------------------------------------------------
 
+@export("reshape", numpy_call=lambda fn: lambda x, shape=None, order="C", **kw:
+        fn(x, kw.get("newshape", shape)))
 def reshape(x, shape):
     """x with a new shape of the same size (one dimension may be -1), as numpy.reshape.
 
@@ -531,6 +610,7 @@ def reshape(x, shape):
     return x if x.shape == shape else bind(P.reshape, x, shape=shape)
 
 
+@export("transpose")
 def transpose(x, axes=None):
     """x with its axes permuted (reversed when axes is None), as numpy.transpose.
 
@@ -553,6 +633,7 @@ def swap_last(x):
     return bind(P.transpose, x, perm=perm)
 
 
+@export("expand_dims")
 def expand_dims(x, axis):
     """x with a new axis of size 1 at position axis, as numpy.expand_dims.
 
@@ -570,6 +651,7 @@ def expand_dims(x, axis):
     return reshape(x, tuple(shape))
 
 
+@export("squeeze")
 def squeeze(x, axis=None):
     """x without its axes of size 1 (or just those in axis), as numpy.squeeze.
 
@@ -588,6 +670,7 @@ def squeeze(x, axis=None):
     return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
+@export("concatenate", numpy_call=lambda fn: lambda xs, axis=0, **kw: fn(xs, axis))
 def concatenate(xs, axis=0):
     """The arrays xs joined along an existing axis, as numpy.concatenate.
 
@@ -609,6 +692,7 @@ def concatenate(xs, axis=0):
     return xs[0] if len(xs) == 1 else bind(P.concatenate, *xs, axis=axis)
 
 
+@export("stack", numpy_call=lambda fn: lambda xs, axis=0, **kw: fn(xs, axis))
 def stack(xs, axis=0):
     """The arrays xs (all of one shape) joined along a new axis, as numpy.stack.
 
@@ -644,6 +728,8 @@ def getitem(x, key):
     """NumPy indexing: basic slices (any step), ints, None, Ellipsis, and integer arrays (a gather)."""
     x = asarray(x)
     key = key if isinstance(key, tuple) else (key,)
+    from .indexing import expand_masks
+    key = expand_masks(key)
     if builtins.sum(k is Ellipsis for k in key) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     consumed = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
@@ -739,6 +825,7 @@ def take_along_rows(x, labels, op):
 
 # ---- linear algebra ------------------------------------------------------------------------------
 
+@export(ufunc="matmul")
 def matmul(a, b):
     """a @ b as numpy.matmul: 1-D vectors, 2-D matrices and broadcast batches of matrices.
 
@@ -763,6 +850,7 @@ def matmul(a, b):
     return reshape(out, shape)
 
 
+@export("dot")
 def dot(a, b):
     """numpy.dot for scalars, vectors and matrices (and N-d by 1-d / 2-d).
 
@@ -776,3 +864,6 @@ def dot(a, b):
     if b.ndim > 2:
         raise NotImplementedError("gradc's dot supports b with at most 2 dimensions; use matmul")
     return matmul(a, b)
+
+
+_from_entries()

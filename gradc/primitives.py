@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import builtins
+import math
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class Primitive:
                          # they differ) or the name of the lowering (other kinds)
     doc: str = ""
     extra: dict = field(default_factory=dict)
+    public: bool = False   # elementwise: gc.<name> is made from this entry, np.<impl> dispatches to it
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -72,16 +74,16 @@ def _mask(cond, like):
 
 # ---- elementwise ---------------------------------------------------------------------------------
 
-def unary(name, impl, partial=None, c=None, doc=""):
+def unary(name, impl, partial=None, c=None, doc="", public=False):
     return define(Primitive(name, "unary", impl, _same_shape(name),
                             partials=(lambda x, out, **_: [partial(x, out)]) if partial else None,
-                            c=c, doc=doc))
+                            c=c, doc=doc, public=public))
 
 
-def binary(name, impl, partials=None, c=None, doc=""):
+def binary(name, impl, partials=None, c=None, doc="", public=False):
     return define(Primitive(name, "binary", impl, _same_shape(name),
                             partials=(lambda x, y, out, **_: partials(x, y, out)) if partials else None,
-                            c=c, doc=doc))
+                            c=c, doc=doc, public=public))
 
 
 def compare(name, impl, c):
@@ -110,6 +112,47 @@ sigmoid = unary("sigmoid", _stable_sigmoid, lambda x, out: out * (1 - out), "gra
 softplus = unary("softplus", lambda x: np.logaddexp(np.zeros((), x.dtype), x),
                  lambda x, out: G.sigmoid(x), "gradc_softplus{f}({0})")
 stop_gradient = unary("stop_gradient", lambda x: x, None, "{0}")
+
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+# ---- elementwise ops whose entry is all there is (public=True: gc.<name> and np.<ufunc> are made
+# from it). Primitives, not composites: libm computes them to the last digit and libmvec vectorises
+# them; composites lose digits (sinh near 0, arcsinh at large |x|) or overflow (hypot).
+tan = unary("tan", np.tan, lambda x, out: 1 + out * out, "tan{f}({0})", public=True)
+arcsin = unary("arcsin", np.arcsin, lambda x, out: 1 / G.sqrt(1 - x * x), "asin{f}({0})", public=True)
+arccos = unary("arccos", np.arccos, lambda x, out: -1 / G.sqrt(1 - x * x), "acos{f}({0})",
+               public=True)
+arctan = unary("arctan", np.arctan, lambda x, out: 1 / (1 + x * x), "atan{f}({0})", public=True)
+sinh = unary("sinh", np.sinh, lambda x, out: G.cosh(x), "sinh{f}({0})", public=True)
+cosh = unary("cosh", np.cosh, lambda x, out: G.sinh(x), "cosh{f}({0})", public=True)
+arcsinh = unary("arcsinh", np.arcsinh, lambda x, out: 1 / G.sqrt(x * x + 1), "asinh{f}({0})",
+                public=True)
+arccosh = unary("arccosh", np.arccosh, lambda x, out: 1 / G.sqrt(x * x - 1), "acosh{f}({0})",
+                public=True)
+arctanh = unary("arctanh", np.arctanh, lambda x, out: 1 / (1 - x * x), "atanh{f}({0})", public=True)
+exp2 = unary("exp2", np.exp2, lambda x, out: out * math.log(2), "exp2{f}({0})", public=True)
+log2 = unary("log2", np.log2, lambda x, out: 1 / (x * math.log(2)), "log2{f}({0})", public=True)
+log10 = unary("log10", np.log10, lambda x, out: 1 / (x * math.log(10)), "log10{f}({0})",
+              public=True)
+cbrt = unary("cbrt", np.cbrt, lambda x, out: 1 / (3 * out * out), "cbrt{f}({0})", public=True)
+erf = unary("erf", _erf, lambda x, out: (2 / math.sqrt(math.pi)) * G.exp(-x * x), "erf{f}({0})",
+            public=True)
+# Piecewise constant: no derivative rule, so the gradient is zero (as sign's).
+floor = unary("floor", np.floor, None, "floor{f}({0})", public=True)
+ceil = unary("ceil", np.ceil, None, "ceil{f}({0})", public=True)
+trunc = unary("trunc", np.trunc, None, "trunc{f}({0})", public=True)
+rint = unary("rint", np.rint, None, "rint{f}({0})", public=True)          # halves to even
+arctan2 = binary("arctan2", np.arctan2,
+                 lambda y, x, out: [x / (x * x + y * y), -y / (x * x + y * y)],
+                 "atan2{f}({0}, {1})", public=True)
+hypot = binary("hypot", np.hypot, lambda x, y, out: [x / out, y / out], "hypot{f}({0}, {1})",
+               public=True)
+# fmod(x, y) = x - trunc(x / y) * y; mod, remainder and floor_divide are composed from it.
+fmod = binary("fmod", np.fmod, lambda x, y, out: [G.ones_like(x), -G.trunc(x / y)],
+              "fmod{f}({0}, {1})", public=True)
+
 
 add = define(Primitive("add", "binary", np.add, _same_shape("add"),
                        transpose=lambda ct, x, y: [ct, ct], linear_args=(0, 1), c="({0} + {1})"))
@@ -441,3 +484,119 @@ matmul = define(Primitive("matmul", "matmul", np.matmul, _matmul_rule, jvp=_matm
 input = define(Primitive("input", "source", None, c="input"))
 const = define(Primitive("const", "source", None, c="const"))   # params: value (an ndarray)
 
+
+
+# ---- linear algebra ------------------------------------------------------------------------------
+# Primitives because their derivatives are short graph code (d inv = -inv dA inv) where the
+# composite (an unrolled elimination) would be differentiated step by step. C: csrc/gradc_runtime.h,
+# called once per batch of matrices ("call_args": the sizes it is given).
+
+def _square_rule(name):
+    def rule(a, **_):
+        if len(a[0]) < 2 or a[0][-1] != a[0][-2]:
+            raise shape_error(name, f"needs square matrices (..., n, n), got {a[0]}")
+        return a[0], a[1]
+    return rule
+
+
+def _batch_n(node):
+    x = node.inputs[0]
+    n = x.shape[-1]
+    return [int(np.prod(x.shape[:-2], dtype=np.int64)), n]
+
+
+def _inv_vjp(ct, a, out):
+    t = G.swap_last(out)
+    return [G.negative(G.matmul(G.matmul(t, ct), t))]
+
+
+inv = define(Primitive("inv", "linalg", np.linalg.inv, _square_rule("inv"),
+                       jvp=lambda t, a, out: G.negative(G.matmul(G.matmul(out, t[0]), out)),
+                       vjp=_inv_vjp, c="gradc_inv", extra={"call_args": _batch_n}))
+
+
+def _solve_rule(a, b):
+    _square_rule("solve")(a)
+    if len(b[0]) != len(a[0]) or b[0][:-2] != a[0][:-2] or b[0][-2] != a[0][-1]:
+        raise shape_error("solve", f"right-hand side {b[0]} does not fit matrices {a[0]}")
+    return b[0], a[1]
+
+
+def _solve_jvp(t, a, b, out):
+    ta, tb = t
+    rhs = tb if tb is not None else G.zeros_like(out)
+    if ta is not None:
+        rhs = G.subtract(rhs, G.matmul(ta, out))
+    return G.bind(solve, a, rhs)
+
+
+def _solve_vjp(ct, a, b, out):
+    gb = G.bind(solve, G.swap_last(a), ct)
+    return [G.negative(G.matmul(gb, G.swap_last(out))), gb]
+
+
+# a^-1 b for b of shape (..., n, m) (ops.solve handles NumPy's vector right-hand sides).
+solve = define(Primitive("solve", "linalg", np.linalg.solve, _solve_rule, jvp=_solve_jvp,
+                         vjp=_solve_vjp, c="gradc_solve",
+                         extra={"call_args": lambda node: _batch_n(node) + [node.shape[-1]]}))
+
+
+def _det_impl(a, part):
+    if part == "det":
+        return np.linalg.det(a)
+    sign, logabs = np.linalg.slogdet(a)
+    return logabs if part == "logabs" else sign
+
+
+def _det_rule(a, part):
+    _square_rule("det")(a)
+    return a[0][:-2], a[1]
+
+
+def _det_scale(out, part):
+    """d part / d a = scale * inv(a)^T: det for det, 1 for log|det|, 0 for the sign."""
+    return out if part == "det" else None
+
+
+def _det_vjp(ct, a, out, part):
+    if part == "sign":
+        return [None]
+    g = ct if part == "logabs" else G.multiply(ct, out)
+    g = G.reshape(g, g.shape + (1, 1))
+    return [G.multiply(g, G.swap_last(G.bind(inv, a)))]
+
+
+def _det_jvp(t, a, out, part):
+    if part == "sign":
+        return None
+    d = G.sum_axes(G.multiply(G.swap_last(G.bind(inv, a)), t[0]), (a.ndim - 2, a.ndim - 1))
+    return d if part == "logabs" else G.multiply(out, d)
+
+
+# det(a), log|det(a)| or sign(det(a)) (part), by LU elimination.
+det = define(Primitive("det", "linalg", _det_impl, _det_rule, jvp=_det_jvp, vjp=_det_vjp,
+                       c="gradc_det", extra={"call_args": lambda node: _batch_n(node) + [
+                           ("det", "logabs", "sign").index(node.params["part"])]}))
+
+
+def _phi(x):
+    """The lower triangle of x with its diagonal halved."""
+    n = x.shape[-1]
+    return G.multiply(x, np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n))
+
+
+def _cholesky_jvp(t, a, out):
+    linv = G.bind(inv, out)
+    return G.matmul(out, _phi(G.matmul(G.matmul(linv, t[0]), G.swap_last(linv))))
+
+
+def _cholesky_vjp(ct, a, out):
+    # Murray (2016): gA = sym(L^-T Phi(L^T gL) L^-1) with sym(X) = (X + X^T) / 2.
+    linv = G.bind(inv, out)
+    g = G.matmul(G.matmul(G.swap_last(linv), _phi(G.matmul(G.swap_last(out), ct))), linv)
+    return [G.multiply(G.add(g, G.swap_last(g)), 0.5)]
+
+
+cholesky = define(Primitive("cholesky", "linalg", np.linalg.cholesky, _square_rule("cholesky"),
+                            jvp=_cholesky_jvp, vjp=_cholesky_vjp, c="gradc_cholesky",
+                            extra={"call_args": _batch_n}))

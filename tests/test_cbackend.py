@@ -1220,6 +1220,11 @@ def _warning_cases():
             (f"big_cols_{name}", lambda x: (gc.sum(x, axis=0), gc.max(x, axis=0), gc.sum(x * x)),
              (gc.Spec((400, 300), dt),)),
             (f"identity_const_{name}", lambda x: (x, np.ones(3, dt), 2.5, x[::-1]), (_f(3, dt),)),
+            (f"public_elementwise_{name}", vg(_public_elementwise, argnums=(0, 1)),
+             (_f(5, dt), _f(5, dt, 1))),
+            (f"linalg_{name}", vg(lambda a, b: gc.sum(np.linalg.solve(a, b)) + np.linalg.det(a)
+                                  + gc.sum(np.linalg.cholesky(a @ a.T)), argnums=(0, 1)),
+             (_f((3, 3), dt), _f((3, 2), dt, 1))),
             (f"random_{name}", lambda x, key: (gc.random.split(key)[1],
                                                x * gc.random.uniform(key, x.shape, dt)),
              (_f(4, dt), gc.random.key(5))),
@@ -1228,6 +1233,16 @@ def _warning_cases():
             cases.append((f"int_{np.dtype(idt).name}_{name}", _int_ops,
                           _int_inputs(idt) + (_f((4, 3), dt),)))
     return cases
+
+
+def _public_elementwise(x, y):
+    """Every elementwise primitive made from its entry alone (values do not matter: compiled only)."""
+    total = 0.0
+    for prim in gc.PRIMITIVES.values():
+        if prim.public:
+            fn = getattr(gc, prim.name)
+            total = total + gc.sum(fn(x) if prim.kind == "unary" else fn(x, y))
+    return total
 
 
 WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-fsyntax-only"]
@@ -1542,3 +1557,11 @@ def test_each_blas_gives_numpys_products(choice, tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f"BLAS {None if choice == 'none' else choice}" in proc.stdout
+
+
+def test_view_folded_into_a_product_and_read_by_another_call(backend):
+    """x.T is folded into the GEMM and also gathered: the gather reads it from memory, which
+    must be stored and kept alive (was a KeyError, then a read of overwritten memory)."""
+    f = lambda x, i: gc.sum(x.T @ x) + gc.sum(x.T[i])          # noqa: E731
+    x, i = np.arange(12.0).reshape(4, 3), np.array([0, 2])
+    assert gc.jit(f, backend=backend)(x, i) == np.sum(x.T @ x) + np.sum(x.T[i])

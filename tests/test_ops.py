@@ -12,6 +12,7 @@ For every record and both float dtypes the tests check
 A guard test fails when a primitive of gradc.primitives.PRIMITIVES is used by no record.
 Gradient conventions (API.md section 2) have closed-form tests at the end.
 """
+import sys
 import zlib
 from dataclasses import dataclass
 from typing import Callable
@@ -91,7 +92,27 @@ def hinge_inputs(r, batch, classes, margin):
     raise AssertionError("generator failed")
 
 
-# ---- NumPy references for the composites ---------------------------------------------------------
+INTS = tuple(range(-3, 4))
+HALVES = tuple(k + 0.5 for k in range(-4, 4))
+
+
+def well_conditioned(r, n, batch=()):
+    """Square matrices with eigenvalues near 3 (their inverse and derivatives stay moderate)."""
+    return r.standard_normal(batch + (n, n)) * 0.5 + 3 * np.eye(n)
+
+
+def quotient_pair(r, shape):
+    """(x, y) with x / y at least 0.1 from an integer (the jumps of fmod, mod and floor_divide)."""
+    y = nonzero(r, *shape, gap=0.5)
+    return away_from(r, shape, INTS, low=-3, high=3) * y, y
+
+
+# ---- NumPy references for the composites -------------------------------------------------------
+
+def np_erf(x):
+    import math
+    return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
 
 def np_uniform64(key, shape):
     """gc.random.uniform's float64 values: 53 bits of Threefry-2x32 of each element's position
@@ -149,13 +170,14 @@ class Op:
     gen: Callable           # rng -> tuple of arguments (float args in float64)
     diff: tuple = (0,)      # differentiable argnums
     check_dtype: bool = True
+    on_tensor: bool = True  # False: NumPy converts gc.Tensor values first (np.array of a list)
 
     def __repr__(self):
         return self.name
 
 
-def op(name, fn, ref, gen, diff=(0,), check_dtype=True):
-    return Op(name, fn, ref, gen, tuple(diff), check_dtype)
+def op(name, fn, ref, gen, diff=(0,), check_dtype=True, on_tensor=True):
+    return Op(name, fn, ref, gen, tuple(diff), check_dtype, on_tensor)
 
 
 M, K = 3, 4      # the default 2-D shape
@@ -163,6 +185,10 @@ I2 = np.array([2, 0, 1, 2])          # repeated index: the scatter-add must accu
 I_NEG = np.array([3, -1, 0])         # negative indices wrap as in NumPy
 MASK = np.array([True, False, True, False])          # a captured bool constant
 CONST = np.linspace(-1.0, 1.0, 8).reshape(4, 2)   # a captured float64 array constant
+ZERO_AT_1 = np.array([1.0, 0.0, 1.0, 1.0])          # a zero factor: prod's gradient stays exact
+MASK3 = np.array([True, False, True])                # a captured row mask for 3 rows
+MASK3_ROWS = np.array([False, True, True])
+MASK_2D = np.arange(M * K).reshape(M, K) % 3 == 1
 
 OPS = [
     # ---- random numbers: x scaled by float64 uniforms drawn from a key argument (gc.random)
@@ -187,6 +213,34 @@ OPS = [
     op("relu", lambda x: gc.relu(x), lambda x: np.maximum(x, 0), lambda r: (nonzero(r, M, K),)),
     op("softplus", lambda x: gc.softplus(x), lambda x: np.logaddexp(0, x),
        lambda r: (2 * normal(r, M, K),)),
+    # ---- elementwise ops made from their primitive entry (API.md section 8)
+    op("tan", lambda x: gc.tan(x), np.tan, lambda r: (r.uniform(-1.2, 1.2, (M, K)),)),
+    op("arcsin", lambda x: gc.arcsin(x), np.arcsin, lambda r: (r.uniform(-0.8, 0.8, (M, K)),)),
+    op("arccos", lambda x: np.arccos(x), np.arccos, lambda r: (r.uniform(-0.8, 0.8, (M, K)),)),
+    op("arctan", lambda x: gc.arctan(x), np.arctan, lambda r: (2 * normal(r, M, K),)),
+    op("sinh", lambda x: gc.sinh(x), np.sinh, lambda r: (normal(r, M, K),)),
+    op("cosh", lambda x: np.cosh(x), np.cosh, lambda r: (normal(r, M, K),)),
+    op("arcsinh", lambda x: gc.arcsinh(x), np.arcsinh, lambda r: (2 * normal(r, M, K),)),
+    op("arccosh", lambda x: gc.arccosh(x), np.arccosh, lambda r: (r.uniform(1.2, 3.0, (M, K)),)),
+    op("arctanh", lambda x: np.arctanh(x), np.arctanh, lambda r: (r.uniform(-0.8, 0.8, (M, K)),)),
+    op("exp2", lambda x: gc.exp2(x), np.exp2, lambda r: (normal(r, M, K),)),
+    op("log2", lambda x: np.log2(x), np.log2, lambda r: (positive(r, M, K),)),
+    op("log10", lambda x: gc.log10(x), np.log10, lambda r: (positive(r, M, K),)),
+    op("cbrt", lambda x: gc.cbrt(x), np.cbrt, lambda r: (nonzero(r, M, K),)),
+    op("erf", lambda x: gc.erf(x), np_erf, lambda r: (normal(r, M, K),)),
+    op("floor", lambda x: gc.floor(x), np.floor, lambda r: (away_from(r, (M, K), INTS, low=-3, high=3),)),
+    op("ceil", lambda x: np.ceil(x), np.ceil, lambda r: (away_from(r, (M, K), INTS, low=-3, high=3),)),
+    op("trunc", lambda x: gc.trunc(x), np.trunc, lambda r: (away_from(r, (M, K), INTS, low=-3, high=3),)),
+    op("rint", lambda x: np.rint(x), np.rint, lambda r: (away_from(r, (M, K), HALVES, low=-3, high=3),)),
+    op("arctan2", lambda y, x: gc.arctan2(y, x), np.arctan2,
+       lambda r: (normal(r, M, K), nonzero(r, M, K)), (0, 1)),
+    op("np_arctan2_bcast", lambda y, x: np.arctan2(y, x), np.arctan2,
+       lambda r: (normal(r, M, K), nonzero(r, K)), (0, 1)),
+    op("hypot", lambda x, y: gc.hypot(x, y), np.hypot,
+       lambda r: (nonzero(r, M, K), normal(r, M, K)), (0, 1)),
+    op("fmod", lambda x, y: gc.fmod(x, y), np.fmod, lambda r: quotient_pair(r, (M, K)), (0, 1)),
+    op("np_fmod_scalar", lambda x: np.fmod(x, 0.7), lambda x: np.fmod(x, 0.7),
+       lambda r: (0.7 * away_from(r, (M, K), INTS, low=-3, high=3),)),
     # ---- elementwise, binary (with broadcasting and weak Python scalars)
     op("add", lambda x, y: gc.add(x, y), np.add,
        lambda r: (normal(r, M, K), normal(r, M, K)), (0, 1)),
@@ -498,7 +552,400 @@ OPS = [
     op("np_abs", lambda x: np.abs(x), lambda x: np.abs(x), lambda r: (nonzero(r, M, K),)),
     op("np_square_of_sum", lambda x: np.square(np.sum(x, axis=0, keepdims=True) - x),
        lambda x: np.square(np.sum(x, axis=0, keepdims=True) - x), lambda r: (normal(r, M, K),)),
+    op("np_argmax", lambda x: np.argmax(x, axis=1), lambda x: np.argmax(x, axis=1),
+       lambda r: (distinct(r, M, K),), ()),
+    op("np_argmin", lambda x: np.argmin(x), lambda x: np.argmin(x), lambda r: (distinct(r, M, K),), ()),
+    op("np_stack", lambda x, y: np.stack([x, y], axis=1), lambda x, y: np.stack([x, y], axis=1),
+       lambda r: (normal(r, M, K), normal(r, M, K)), (0, 1)),
+    op("np_zeros_ones_like", lambda x: np.ones_like(x) * x + np.zeros_like(x),
+       lambda x: np.ones_like(x) * x + np.zeros_like(x), lambda r: (normal(r, M, K),)),
+    op("ones_like", lambda x: gc.ones_like(x) - x, lambda x: np.ones_like(x) - x,
+       lambda r: (normal(r, M, K),)),
+    # ---- API.md section 8: elementwise composites
+    op("reciprocal", lambda x: np.reciprocal(x), np.reciprocal,
+       lambda r: (nonzero(r, M, K, gap=0.5),)),
+    op("gc_reciprocal", lambda x: gc.reciprocal(x), np.reciprocal,
+       lambda r: (nonzero(r, M, K, gap=0.5),)),
+    op("logaddexp", lambda x, y: np.logaddexp(x, y), np.logaddexp,
+       lambda r: (3 * normal(r, M, K), normal(r, K)), (0, 1)),
+    op("gc_logaddexp", lambda x, y: gc.logaddexp(x, y), np.logaddexp,
+       lambda r: (3 * normal(r, M, K), normal(r, M, K)), (0, 1)),
+    op("logaddexp2", lambda x, y: gc.logaddexp2(x, y), np.logaddexp2,
+       lambda r: (3 * normal(r, M, K), normal(r, M, K)), (0, 1)),
+    op("np_logaddexp2", lambda x, y: np.logaddexp2(x, y), np.logaddexp2,
+       lambda r: (3 * normal(r, M, K), normal(r, M, K)), (0, 1)),
+    op("mod", lambda x, y: gc.mod(x, y), np.mod, lambda r: quotient_pair(r, (M, K)), (0, 1)),
+    op("remainder", lambda x, y: gc.remainder(x, y), np.remainder,
+       lambda r: quotient_pair(r, (M, K)), (0, 1)),
+    op("op_mod", lambda x, y: x % y, lambda x, y: x % y, lambda r: quotient_pair(r, (M, K)),
+       (0, 1)),
+    op("op_rmod_scalar", lambda y: 2.5 % y, lambda y: 2.5 % y,
+       lambda r: (2.5 / away_from(r, (M, K), INTS, low=0.6, high=3) * r.choice([-1, 1], (M, K)),)),
+    op("np_mod", lambda x: np.mod(x, 0.7), lambda x: np.mod(x, 0.7),
+       lambda r: (0.7 * away_from(r, (M, K), INTS, low=-3, high=3),)),
+    op("floor_divide", lambda x, y: gc.floor_divide(x, y), np.floor_divide,
+       lambda r: quotient_pair(r, (M, K)), (0, 1)),
+    op("op_floordiv", lambda x, y: x // y, lambda x, y: x // y,
+       lambda r: quotient_pair(r, (M, K)), (0, 1)),
+    op("op_rfloordiv", lambda x: 3.0 // x, lambda x: 3.0 // x,
+       lambda r: (3.0 / away_from(r, (M, K), INTS, low=0.6, high=4),)),
+    op("np_floor_divide", lambda x: np.floor_divide(x, -0.7), lambda x: np.floor_divide(x, -0.7),
+       lambda r: (0.7 * away_from(r, (M, K), INTS, low=-3, high=3),)),
+    op("int_mod_floordiv", lambda i: (i % 3) * 10 + i // 4, lambda i: (i % 3) * 10 + i // 4,
+       lambda r: (r.integers(-9, 9, (M, K)),), ()),
+    op("round", lambda x: gc.round(x), np.round, lambda r: (away_from(r, (M, K), HALVES, low=-3,
+                                                                         high=3),)),
+    op("np_round_decimals", lambda x: np.round(x, 1), lambda x: np.round(x, 1),
+       lambda r: (away_from(r, (M, K), tuple(h / 10 for h in HALVES), gap=0.01),)),
+    op("np_around", lambda x: np.around(x), np.around,
+       lambda r: (away_from(r, (M, K), HALVES, low=-3, high=3),)),
+    op("method_round", lambda x: x.round(), lambda x: x.round(),
+       lambda r: (away_from(r, (M, K), HALVES, low=-3, high=3),)),
+    op("log_sigmoid", lambda x: gc.nn.log_sigmoid(x), lambda x: -np.logaddexp(0, -x),
+       lambda r: (3 * normal(r, M, K),)),
+    # ---- API.md section 8: reductions
+    op("var_all", lambda x: gc.var(x), np.var, lambda r: (normal(r, M, K),)),
+    op("np_var_axis_ddof", lambda x: np.var(x, axis=0, ddof=1),
+       lambda x: np.var(x, axis=0, ddof=1), lambda r: (normal(r, M, K),)),
+    op("method_var_keepdims", lambda x: x.var(axis=1, keepdims=True),
+       lambda x: x.var(axis=1, keepdims=True), lambda r: (normal(r, M, K),)),
+    op("std", lambda x: gc.std(x, axis=1), lambda x: np.std(x, axis=1), lambda r: (normal(r, M, K),)),
+    op("np_std_ddof", lambda x: np.std(x, ddof=1), lambda x: np.std(x, ddof=1),
+       lambda r: (normal(r, M, K),)),
+    op("method_std", lambda x: x.std(axis=0), lambda x: x.std(axis=0), lambda r: (normal(r, M, K),)),
+    op("prod_all", lambda x: gc.prod(x), np.prod, lambda r: (normal(r, M, K),)),
+    op("np_prod_axis", lambda x: np.prod(x, axis=1), lambda x: np.prod(x, axis=1),
+       lambda r: (normal(r, 2, M, 5),)),
+    op("prod_with_zero", lambda x: gc.prod(x * ZERO_AT_1, axis=0, keepdims=True),
+       lambda x: np.prod(x * ZERO_AT_1, axis=0, keepdims=True), lambda r: (normal(r, M, K),)),
+    op("method_prod", lambda x: x.prod(axis=0), lambda x: x.prod(axis=0),
+       lambda r: (normal(r, M, K),)),
+    op("cumsum_flat", lambda x: gc.cumsum(x), np.cumsum, lambda r: (normal(r, M, K),)),
+    op("np_cumsum_axis", lambda x: np.cumsum(x, axis=0), lambda x: np.cumsum(x, axis=0),
+       lambda r: (normal(r, M, K),)),
+    op("method_cumsum", lambda x: x.cumsum(axis=-1), lambda x: x.cumsum(axis=-1),
+       lambda r: (normal(r, 2, M, K),)),
+    op("cumprod", lambda x: gc.cumprod(x, axis=1), lambda x: np.cumprod(x, axis=1),
+       lambda r: (normal(r, M, 7),)),
+    op("np_cumprod_flat_zero", lambda x: np.cumprod(x * ZERO_AT_1),
+       lambda x: np.cumprod(x * ZERO_AT_1), lambda r: (normal(r, M, K),)),
+    op("method_cumprod", lambda x: x.cumprod(axis=0), lambda x: x.cumprod(axis=0),
+       lambda r: (normal(r, M, K),)),
+    op("average", lambda x: gc.average(x, axis=0), lambda x: np.average(x, axis=0),
+       lambda r: (normal(r, M, K),)),
+    op("np_average_weights", lambda x, w: np.average(x, axis=1, weights=w),
+       lambda x, w: np.average(x, axis=1, weights=w), lambda r: (normal(r, M, K), positive(r, K)),
+       (0, 1)),
+    op("norm", lambda x: gc.norm(x), np.linalg.norm, lambda r: (normal(r, M, K),)),
+    op("np_norm_vector", lambda x: np.linalg.norm(x), np.linalg.norm, lambda r: (normal(r, 6),)),
+    op("np_norm_ord1", lambda x: np.linalg.norm(x, 1), lambda x: np.linalg.norm(x, 1),
+       lambda r: (nonzero(r, 6),)),
+    op("np_norm_ord2_axis", lambda x: np.linalg.norm(x, 2, axis=1),
+       lambda x: np.linalg.norm(x, 2, axis=1), lambda r: (normal(r, M, K),)),
+    op("np_norm_inf", lambda x: np.linalg.norm(x, np.inf), lambda x: np.linalg.norm(x, np.inf),
+       lambda r: (distinct(r, 6),)),
+    op("np_norm_ord3", lambda x: np.linalg.norm(x, 3), lambda x: np.linalg.norm(x, 3),
+       lambda r: (nonzero(r, 6),)),
+    op("np_norm_fro_keepdims", lambda x: np.linalg.norm(x, "fro", keepdims=True),
+       lambda x: np.linalg.norm(x, "fro", keepdims=True), lambda r: (normal(r, M, K),)),
+    op("np_norm_matrix_1", lambda x: np.linalg.norm(x, 1), lambda x: np.linalg.norm(x, 1),
+       lambda r: (distinct(r, M, K) + 10,)),
+    op("count_nonzero", lambda x: gc.count_nonzero(x > 0, axis=0),
+       lambda x: np.count_nonzero(x > 0, axis=0), lambda r: (small_ints(r, M, K),), ()),
+    op("np_count_nonzero", lambda x: np.count_nonzero(x), lambda x: np.count_nonzero(x),
+       lambda r: (small_ints(r, M, K),), (), check_dtype=False),
+    op("any_all", lambda x: gc.any(x > 0, axis=1) & gc.all(x > -1, axis=1),
+       lambda x: np.any(x > 0, axis=1) & np.all(x > -1, axis=1), lambda r: (small_ints(r, M, K),),
+       ()),
+    op("np_any_all", lambda x: np.logical_or(np.any(x > 0), np.all(x >= -1)),
+       lambda x: np.logical_or(np.any(x > 0), np.all(x >= -1)), lambda r: (small_ints(r, M, K),),
+       ()),
+    op("method_any_all", lambda x: (x > 0).any(axis=0) | (x < 0).all(axis=0),
+       lambda x: (x > 0).any(axis=0) | (x < 0).all(axis=0), lambda r: (small_ints(r, M, K),), ()),
+    # ---- API.md section 8: shape functions
+    op("hstack", lambda x, y: gc.hstack([x, y]), lambda x, y: np.hstack([x, y]),
+       lambda r: (normal(r, M, K), normal(r, M, 2)), (0, 1)),
+    op("np_hstack_1d", lambda x, y: np.hstack((x, y)), lambda x, y: np.hstack((x, y)),
+       lambda r: (normal(r, K), normal(r, M)), (0, 1)),
+    op("vstack", lambda x, y: gc.vstack([x, y]), lambda x, y: np.vstack([x, y]),
+       lambda r: (normal(r, M, K), normal(r, K)), (0, 1)),
+    op("np_vstack", lambda x, y: np.vstack([x, y]), lambda x, y: np.vstack([x, y]),
+       lambda r: (normal(r, 2, K), normal(r, M, K)), (0, 1)),
+    op("np_row_stack", lambda x, y: np.vstack([x, y]), lambda x, y: np.vstack([x, y]),
+       lambda r: (normal(r, K), normal(r, K)), (0, 1)),
+    op("column_stack", lambda x, y: np.column_stack([x, y]), lambda x, y: np.column_stack([x, y]),
+       lambda r: (normal(r, K), normal(r, K, 2)), (0, 1)),
+    op("gc_column_stack", lambda x, y: gc.column_stack([x, y]),
+       lambda x, y: np.column_stack([x, y]), lambda r: (normal(r, K), normal(r, K)), (0, 1)),
+    op("dstack", lambda x, y: np.dstack([x, y]), lambda x, y: np.dstack([x, y]),
+       lambda r: (normal(r, M, K), normal(r, M, K)), (0, 1)),
+    op("split", lambda x: gc.split(x, 2, axis=1)[1] * 2, lambda x: np.split(x, 2, axis=1)[1] * 2,
+       lambda r: (normal(r, M, K),)),
+    op("np_split_indices", lambda x: np.concatenate(np.split(x, [1, 3])[::-1]),
+       lambda x: np.concatenate(np.split(x, [1, 3])[::-1]), lambda r: (normal(r, 5, K),)),
+    op("array_split", lambda x: gc.array_split(x, 3, axis=1)[0],
+       lambda x: np.array_split(x, 3, axis=1)[0], lambda r: (normal(r, M, K),)),
+    op("np_array_split", lambda x: np.array_split(x, 3)[2], lambda x: np.array_split(x, 3)[2],
+       lambda r: (normal(r, 7, 2),)),
+    op("hsplit", lambda x: np.hsplit(x, 2)[0] - np.hsplit(x, 2)[1],
+       lambda x: np.hsplit(x, 2)[0] - np.hsplit(x, 2)[1], lambda r: (normal(r, M, K),)),
+    op("gc_hsplit", lambda x: gc.hsplit(x, [1])[1], lambda x: np.hsplit(x, [1])[1],
+       lambda r: (normal(r, M, K),)),
+    op("vsplit", lambda x: np.vsplit(x, [2])[0], lambda x: np.vsplit(x, [2])[0],
+       lambda r: (normal(r, M, K),)),
+    op("gc_vsplit", lambda x: gc.vsplit(x, 2)[1], lambda x: np.vsplit(x, 2)[1],
+       lambda r: (normal(r, 4, K),)),
+    op("repeat", lambda x: gc.repeat(x, 2, axis=0), lambda x: np.repeat(x, 2, axis=0),
+       lambda r: (normal(r, M, K),)),
+    op("np_repeat_counts", lambda x: np.repeat(x, [1, 0, 3, 2], axis=1),
+       lambda x: np.repeat(x, [1, 0, 3, 2], axis=1), lambda r: (normal(r, M, K),)),
+    op("method_repeat_flat", lambda x: x.repeat(2), lambda x: x.repeat(2),
+       lambda r: (normal(r, M, K),)),
+    op("tile", lambda x: gc.tile(x, (2, 1, 3)), lambda x: np.tile(x, (2, 1, 3)),
+       lambda r: (normal(r, M, K),)),
+    op("np_tile_int", lambda x: np.tile(x, 2), lambda x: np.tile(x, 2), lambda r: (normal(r, K),)),
+    op("pad_constant", lambda x: gc.pad(x, ((1, 2), (0, 1))), lambda x: np.pad(x, ((1, 2), (0, 1))),
+       lambda r: (normal(r, M, K),)),
+    op("np_pad_constant_value", lambda x: np.pad(x, 1, constant_values=0.5),
+       lambda x: np.pad(x, 1, constant_values=0.5), lambda r: (normal(r, M, K),)),
+    op("np_pad_edge", lambda x: np.pad(x, ((2, 1), (1, 0)), mode="edge"),
+       lambda x: np.pad(x, ((2, 1), (1, 0)), mode="edge"), lambda r: (normal(r, M, K),)),
+    op("roll", lambda x: gc.roll(x, 1, axis=1), lambda x: np.roll(x, 1, axis=1),
+       lambda r: (normal(r, M, K),)),
+    op("np_roll_flat", lambda x: np.roll(x, -5), lambda x: np.roll(x, -5),
+       lambda r: (normal(r, M, K),)),
+    op("np_roll_axes", lambda x: np.roll(x, (1, 2), axis=(0, 1)),
+       lambda x: np.roll(x, (1, 2), axis=(0, 1)), lambda r: (normal(r, M, K),)),
+    op("flip", lambda x: gc.flip(x), np.flip, lambda r: (normal(r, M, K),)),
+    op("np_flip_axis", lambda x: np.flip(x, 1), lambda x: np.flip(x, 1),
+       lambda r: (normal(r, 2, M, K),)),
+    op("fliplr", lambda x: np.fliplr(x), np.fliplr, lambda r: (normal(r, M, K),)),
+    op("flipud", lambda x: gc.flipud(x), np.flipud, lambda r: (normal(r, M, K),)),
+    op("gc_fliplr", lambda x: gc.fliplr(x), np.fliplr, lambda r: (normal(r, M, K),)),
+    op("np_flipud", lambda x: np.flipud(x), np.flipud, lambda r: (normal(r, M, K),)),
+    op("moveaxis", lambda x: gc.moveaxis(x, 0, -1), lambda x: np.moveaxis(x, 0, -1),
+       lambda r: (normal(r, 2, M, K),)),
+    op("np_moveaxis_many", lambda x: np.moveaxis(x, [0, 1], [2, 0]),
+       lambda x: np.moveaxis(x, [0, 1], [2, 0]), lambda r: (normal(r, 2, M, K),)),
+    op("swapaxes", lambda x: gc.swapaxes(x, 0, 2), lambda x: np.swapaxes(x, 0, 2),
+       lambda r: (normal(r, 2, M, K),)),
+    op("np_swapaxes", lambda x: np.swapaxes(x, 0, 1), lambda x: np.swapaxes(x, 0, 1),
+       lambda r: (normal(r, M, K),)),
+    op("method_swapaxes", lambda x: x.swapaxes(1, 2), lambda x: x.swapaxes(1, 2),
+       lambda r: (normal(r, 2, M, K),)),
+    op("atleast_1d", lambda x: gc.atleast_1d(x), np.atleast_1d, lambda r: (normal(r),)),
+    op("np_atleast_2d", lambda x: np.atleast_2d(x), np.atleast_2d, lambda r: (normal(r, K),)),
+    op("gc_atleast_2d", lambda x: gc.atleast_2d(x), np.atleast_2d, lambda r: (normal(r, K),)),
+    op("np_atleast_1d", lambda x, y: np.atleast_1d(x, y)[0] * np.atleast_1d(x, y)[1],
+       lambda x, y: np.atleast_1d(x, y)[0] * np.atleast_1d(x, y)[1],
+       lambda r: (normal(r), normal(r, K)), (0, 1)),
+    op("atleast_3d", lambda x: np.atleast_3d(x), np.atleast_3d, lambda r: (normal(r, M, K),)),
+    op("gc_atleast_3d", lambda x: gc.atleast_3d(x), np.atleast_3d, lambda r: (normal(r, K),)),
+    op("ravel", lambda x: gc.ravel(x), np.ravel, lambda r: (normal(r, M, K),)),
+    op("np_ravel", lambda x: np.ravel(x), np.ravel, lambda r: (normal(r, M, K),)),
+    op("method_ravel_flatten", lambda x: x.ravel() + x.flatten(), lambda x: x.ravel() + x.flatten(),
+       lambda r: (normal(r, M, K),)),
+    op("diag_of_vector", lambda v: gc.diag(v), np.diag, lambda r: (normal(r, K),)),
+    op("np_diag_offset", lambda v: np.diag(v, -1), lambda v: np.diag(v, -1),
+       lambda r: (normal(r, M),)),
+    op("np_diag_of_matrix", lambda x: np.diag(x, 1), lambda x: np.diag(x, 1),
+       lambda r: (normal(r, M, K),)),
+    op("diagonal", lambda x: gc.diagonal(x), np.diagonal, lambda r: (normal(r, M, K),)),
+    op("np_diagonal_axes", lambda x: np.diagonal(x, 1, 1, 2), lambda x: np.diagonal(x, 1, 1, 2),
+       lambda r: (normal(r, 2, M, K),)),
+    op("method_diagonal", lambda x: x.diagonal(-1), lambda x: x.diagonal(-1),
+       lambda r: (normal(r, M, K),)),
+    op("trace", lambda x: gc.trace(x), np.trace, lambda r: (normal(r, M, K),)),
+    op("np_trace", lambda x: np.trace(x, 1), lambda x: np.trace(x, 1),
+       lambda r: (normal(r, M, K),)),
+    op("triu", lambda x: gc.triu(x), np.triu, lambda r: (normal(r, M, K),)),
+    op("np_triu_k", lambda x: np.triu(x, 1), lambda x: np.triu(x, 1),
+       lambda r: (normal(r, 2, M, K),)),
+    op("tril", lambda x: np.tril(x, -1), lambda x: np.tril(x, -1), lambda r: (normal(r, M, K),)),
+    op("gc_tril", lambda x: gc.tril(x), np.tril, lambda r: (normal(r, M, K),)),
+    op("outer", lambda x, y: gc.outer(x, y), np.outer, lambda r: (normal(r, M), normal(r, K)),
+       (0, 1)),
+    op("np_outer_2d", lambda x, y: np.outer(x, y), np.outer,
+       lambda r: (normal(r, 2, 2), normal(r, K)), (0, 1)),
+    op("inner", lambda x, y: gc.inner(x, y), np.inner, lambda r: (normal(r, M, K), normal(r, 2, K)),
+       (0, 1)),
+    op("np_inner_1d", lambda x, y: np.inner(x, y), np.inner,
+       lambda r: (normal(r, K), normal(r, K)), (0, 1)),
+    op("vdot", lambda x, y: np.vdot(x, y), np.vdot, lambda r: (normal(r, M, K), normal(r, M, K)),
+       (0, 1)),
+    op("gc_vdot", lambda x, y: gc.vdot(x, y), np.vdot, lambda r: (normal(r, K), normal(r, K)),
+       (0, 1)),
+    op("tensordot", lambda x, y: gc.tensordot(x, y), np.tensordot,
+       lambda r: (normal(r, 2, M, K), normal(r, M, K, 2)), (0, 1)),
+    op("np_tensordot_axes", lambda x, y: np.tensordot(x, y, ([0, 2], [1, 0])),
+       lambda x, y: np.tensordot(x, y, ([0, 2], [1, 0])),
+       lambda r: (normal(r, 2, M, K), normal(r, K, 2, 5)), (0, 1)),
+    op("take", lambda x: gc.take(x, [0, 2, -1], axis=1), lambda x: np.take(x, [0, 2, -1], axis=1),
+       lambda r: (normal(r, M, K),)),
+    op("np_take_flat", lambda x: np.take(x, I2), lambda x: np.take(x, I2),
+       lambda r: (normal(r, M, K),)),
+    op("method_take", lambda x, i: x.take(i, axis=0), lambda x, i: x.take(i, axis=0),
+       lambda r: (normal(r, M, K), labels(r, 5, M))),
+    op("take_along_axis", lambda x, i: gc.take_along_axis(x, i, axis=1),
+       lambda x, i: np.take_along_axis(x, i, axis=1),
+       lambda r: (normal(r, M, K), r.integers(0, K, (M, 2)))),
+    op("np_take_along_axis0", lambda x, i: np.take_along_axis(x, i, axis=0),
+       lambda x, i: np.take_along_axis(x, i, axis=0),
+       lambda r: (normal(r, M, K), r.integers(0, M, (1, K)))),
+    op("sliding_window_view", lambda x: np.lib.stride_tricks.sliding_window_view(x, 3, axis=1),
+       lambda x: np.lib.stride_tricks.sliding_window_view(x, 3, axis=1),
+       lambda r: (normal(r, M, K + 2),)),
+    op("gc_sliding_window_view_2d", lambda x: gc.sliding_window_view(x, (2, 3)),
+       lambda x: np.lib.stride_tricks.sliding_window_view(x, (2, 3)),
+       lambda r: (normal(r, M, K),)),
+    op("copy", lambda x: gc.copy(x) * 2, lambda x: np.copy(x) * 2, lambda r: (normal(r, M, K),)),
+    op("np_copy_method_copy", lambda x: np.copy(x) + x.copy(), lambda x: np.copy(x) + x.copy(),
+       lambda r: (normal(r, M, K),)),
+    op("astype_copy_false", lambda x: x.astype(x.dtype, copy=False) * 2,
+       lambda x: x.astype(x.dtype, copy=False) * 2, lambda r: (normal(r, M, K),)),
+    op("np_astype", lambda x: np.astype(x, np.float64) * 2, lambda x: np.astype(x, np.float64) * 2,
+       lambda r: (normal(r, M, K),)),
+    # (ndarray.dot(traced) converts its argument, which NumPy does not let gradc intercept)
+    op("method_clip_dot_squeeze", lambda x, y: x.clip(-0.5, 0.5).dot(y).squeeze(),
+       lambda x, y: x.clip(-0.5, 0.5).dot(y).squeeze(),
+       lambda r: (away_from(r, (1, K), (-0.5, 0.5)), normal(r, K))),
+    op("method_max_argmax_axis", lambda x: x.max(axis=0) + x.argmax(axis=0),
+       lambda x: x.max(axis=0) + x.argmax(axis=0), lambda r: (distinct(r, M, K),)),
+    # ---- einsum
+    op("einsum_matmul", lambda x, y: gc.einsum("ij,jk->ik", x, y),
+       lambda x, y: np.einsum("ij,jk->ik", x, y), lambda r: (normal(r, M, K), normal(r, K, 2)),
+       (0, 1)),
+    op("np_einsum_batched", lambda x, y: np.einsum("bij,bjk->bik", x, y),
+       lambda x, y: np.einsum("bij,bjk->bik", x, y),
+       lambda r: (normal(r, 2, M, K), normal(r, 2, K, 2)), (0, 1)),
+    op("np_einsum_implicit_trace", lambda x: np.einsum("ii", x), lambda x: np.einsum("ii", x),
+       lambda r: (normal(r, K, K),)),
+    op("np_einsum_diag_transpose_sum", lambda x: np.einsum("iij->ji", x),
+       lambda x: np.einsum("iij->ji", x), lambda r: (normal(r, M, M, K),)),
+    op("np_einsum_ellipsis", lambda x, v: np.einsum("...j,j->...", x, v),
+       lambda x, v: np.einsum("...j,j->...", x, v), lambda r: (normal(r, 2, M, K), normal(r, K)),
+       (0, 1)),
+    op("np_einsum_three", lambda x, y, z: np.einsum("ij,jk,kl->il", x, y, z),
+       lambda x, y, z: np.einsum("ij,jk,kl->il", x, y, z),
+       lambda r: (normal(r, M, K), normal(r, K, 2), normal(r, 2, 5)), (0, 1, 2)),
+    op("np_einsum_outer_sum", lambda x, y: np.einsum("i,j->", x, y),
+       lambda x, y: np.einsum("i,j->", x, y), lambda r: (normal(r, M), normal(r, K)), (0, 1)),
+    op("np_einsum_attention", lambda q, k: np.einsum("bhqd,bhkd->bhqk", q, k),
+       lambda q, k: np.einsum("bhqd,bhkd->bhqk", q, k),
+       lambda r: (normal(r, 2, 2, M, K), normal(r, 2, 2, 5, K)), (0, 1)),
+    # ---- lists of traced values, item assignment, x.at[...], boolean masks
+    op("np_array_of_scalars", lambda x: np.sum(np.array([x[0, 0], x[1, 2] * x[0, 1]]) ** 2),
+       lambda x: np.sum(np.array([x[0, 0], x[1, 2] * x[0, 1]]) ** 2), lambda r: (normal(r, M, K),),
+       on_tensor=False),
+    op("np_sum_of_list", lambda x: np.sum([x[0, 0], x[2, 1]]), lambda x: np.sum([x[0, 0], x[2, 1]]),
+       lambda r: (normal(r, M, K),), on_tensor=False),
+    op("np_asarray_list_into_gc", lambda x: gc.exp(np.asarray([x[0, 0], x[1, 1], 2.0])),
+       lambda x: np.exp(np.asarray([x[0, 0], x[1, 1], 2.0])), lambda r: (normal(r, M, K),),
+       on_tensor=False),
+    op("np_stack_list_of_rows", lambda x: np.stack([x[i] * i for i in range(M)]),
+       lambda x: np.stack([x[i] * i for i in range(M)]), lambda r: (normal(r, M, K),)),
+    op("setitem_int", lambda x, v: set_and_return(x, 1, v), lambda x, v: np_set(x, 1, v),
+       lambda r: (normal(r, M, K), normal(r, K)), (0, 1)),
+    op("setitem_slice_iadd", lambda x, v: iadd_and_return(x, (slice(None), slice(1, 3)), v),
+       lambda x, v: np_iadd(x, (slice(None), slice(1, 3)), v),
+       lambda r: (normal(r, M, K), normal(r, M, 2)), (0, 1)),
+    op("setitem_mask_scalar", lambda x: set_and_return(x, x > 0.5, 0.0),
+       lambda x: np_set(x, x > 0.5, 0.0), lambda r: (away_from(r, (M, K), (0.5,)),)),
+    op("setitem_const_mask_values", lambda x, v: set_and_return(x, MASK3, v),
+       lambda x, v: np_set(x, MASK3, v), lambda r: (normal(r, M, K), normal(r, 2, K)),
+       (0, 1)),
+    op("setitem_gather_labels", lambda x, y: set_and_return(x, (np.arange(5), y), 0.0) * x,
+       lambda x, y: np_set(x, (np.arange(5), y), 0.0) * x,
+       lambda r: (normal(r, 5, K), labels(r, 5, K))),
+    op("setitem_repeated_keeps_last", lambda x, v: set_and_return(x, I2, v),
+       lambda x, v: np_set(x, I2, v), lambda r: (normal(r, M, K), normal(r, 4, K)), (0, 1)),
+    op("at_set", lambda x, v: at(x)[1:, 2].set(v), lambda x, v: np_at(x, (slice(1, None), 2), v, "set"),
+       lambda r: (normal(r, M, K), normal(r, 2)), (0, 1)),
+    op("at_add_repeated", lambda x, v: at(x)[I2].add(v), lambda x, v: np_at(x, I2, v, "add"),
+       lambda r: (normal(r, M, K), normal(r, 4, K)), (0, 1)),
+    op("at_multiply", lambda x, v: at(x)[:, 0].multiply(v), lambda x, v: np_at(x, (slice(None), 0), v,
+                                                                           "multiply"),
+       lambda r: (normal(r, M, K), normal(r, M)), (0, 1)),
+    op("at_runtime_index", lambda x, i, v: at(x)[i].add(v), lambda x, i, v: np_at(x, i, v, "add"),
+       lambda r: (normal(r, 5, K), np.array([3, -1, 0]), normal(r, 3, K)), (0, 2)),
+    op("gc_at_numpy_input", lambda x, v: gc.at(x)[0].set(v), lambda x, v: np_at(x, 0, v, "set"),
+       lambda r: (normal(r, M, K), normal(r, K)), (0, 1)),
+    op("creation", lambda x: x * gc.ones(x.shape) + gc.zeros((M, K), x.dtype) + gc.eye(M, K)
+       + gc.full(x.shape, 2.0, x.dtype) + gc.arange(K) + gc.linspace(0, 1, K, dtype=x.dtype)
+       + 0 * gc.empty(x.shape, x.dtype),
+       lambda x: x * np.ones(x.shape) + np.zeros((M, K), x.dtype) + np.eye(M, K)
+       + np.full(x.shape, 2.0, x.dtype) + np.arange(K) + np.linspace(0, 1, K, dtype=x.dtype),
+       lambda r: (normal(r, M, K),)),
+    op("creation_like", lambda x: np.full_like(x, 2.0) * x + gc.full_like(x, 1.0)
+       + 0 * np.empty_like(x) + 0 * gc.empty_like(x), lambda x: np.full_like(x, 2.0) * x + 1.0,
+       lambda r: (normal(r, M, K),)),
+    # ---- linear algebra (well-conditioned inputs; cholesky of x x^T + 3 I, symmetric)
+    op("linalg_inv", lambda a: np.linalg.inv(a), np.linalg.inv, lambda r: (well_conditioned(r, K),)),
+    op("linalg_inv_batched", lambda a: gc.linalg.inv(a), np.linalg.inv,
+       lambda r: (well_conditioned(r, K, batch=(2,)),)),
+    op("linalg_solve_matrix", lambda a, b: np.linalg.solve(a, b), np.linalg.solve,
+       lambda r: (well_conditioned(r, M), normal(r, M, 2)), (0, 1)),
+    op("linalg_solve_vector", lambda a, b: gc.linalg.solve(a, b), np.linalg.solve,
+       lambda r: (well_conditioned(r, K), normal(r, K)), (0, 1)),
+    op("linalg_solve_batched", lambda a, b: np.linalg.solve(a, b), np.linalg.solve,
+       lambda r: (well_conditioned(r, M, batch=(2,)), normal(r, 2, M, 2)), (0, 1)),
+    op("linalg_det", lambda a: np.linalg.det(a), np.linalg.det, lambda r: (well_conditioned(r, K),)),
+    op("linalg_det_batched", lambda a: gc.linalg.det(a), np.linalg.det,
+       lambda r: (well_conditioned(r, M, batch=(2,)),)),
+    op("linalg_slogdet", lambda a: np.linalg.slogdet(a)[1] * np.linalg.slogdet(a)[0],
+       lambda a: np.linalg.slogdet(a)[1] * np.linalg.slogdet(a)[0],
+       lambda r: (well_conditioned(r, K) - 6 * np.eye(K),)),
+    op("linalg_cholesky", lambda x: np.linalg.cholesky(x @ x.T + 3 * np.eye(M)),
+       lambda x: np.linalg.cholesky(x @ x.T + 3 * np.eye(M)), lambda r: (normal(r, M, M),)),
+    op("linalg_cholesky_upper", lambda x: gc.linalg.cholesky(x @ x.mT + 3 * np.eye(M), upper=True),
+       lambda x: np.linalg.cholesky(x @ np.swapaxes(x, -1, -2) + 3 * np.eye(M), upper=True),
+       lambda r: (normal(r, 2, M, M),)),
+    op("const_mask_index", lambda x: x[MASK3_ROWS] * 2, lambda x: x[MASK3_ROWS] * 2,
+       lambda r: (normal(r, M, K),)),
+    op("const_mask_2d_index", lambda x: x[MASK_2D], lambda x: x[MASK_2D],
+       lambda r: (normal(r, M, K),)),
 ]
+
+
+def at(x):
+    """x.at on gradc values; gc.at(x) on NumPy arrays (which have no .at)."""
+    return gc.at(x) if isinstance(x, np.ndarray) else x.at
+
+
+def np_set(x, key, v):
+    x = x.copy()
+    x[key] = v
+    return x
+
+
+def np_iadd(x, key, v):
+    x = x.copy()
+    x[key] += v
+    return x
+
+
+def set_and_return(x, key, v):
+    x = gc.array(x)         # a gradc value even when x is NumPy's and v is traced
+    x[key] = v
+    return x
+
+
+def iadd_and_return(x, key, v):
+    x = gc.array(x)
+    x[key] += v
+    return x
+
+
+def np_at(x, key, v, how):
+    """NumPy reference of x.at[key].<how>(v): add accumulates repeated indices (np.add.at)."""
+    x = x.copy()
+    if how == "add":
+        np.add.at(x, key, v)
+    elif how == "multiply":
+        x[key] *= v
+    else:
+        x[key] = v
+    return x
 
 OPS_BY_NAME = {o.name: o for o in OPS}
 assert len(OPS_BY_NAME) == len(OPS), "duplicate record names"
@@ -606,6 +1053,8 @@ def test_value_jit(o, dtype, backend):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("o", OPS, ids=repr)
 def test_value_tensor(o, dtype):
+    if not o.on_tensor:
+        pytest.skip("np.array of a list of gc.Tensor values converts them, as of torch tensors")
     args = make_args(o, dtype)
     wrap_all = not any(is_float(a) for a in args)
     targs = [gc.tensor(a) if (is_float(a) or wrap_all) else a for a in args]
@@ -711,6 +1160,8 @@ def test_grad_jit_equals_eager(o, dtype, backend):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("o", DIFF_OPS, ids=repr)
 def test_tensor_backward_equals_grad(o, dtype):
+    if not o.on_tensor:
+        pytest.skip("np.array of a list of gc.Tensor values converts them, as of torch tensors")
     args = make_args(o, dtype)
     loss = weighted_loss(o, dtype)
     want = gc.grad(loss, argnums=o.diff)(*args)
@@ -748,22 +1199,38 @@ def _lowered_prim_names(fn, args):
 LOWERING_FAILURES = {}
 
 
+CALLED_CODE = set()      # code objects of the functions the records called while lowering
+
+
+def _record_call(frame, event, arg):
+    if event == "call":
+        CALLED_CODE.add(frame.f_code)
+
+
 def collect_covered_primitives():
     """Fills COVERED_PRIMITIVES with the primitives used by each record's forward graph and by the
-    graph of its gradient, in both dtypes. A record that fails to lower is reported by its own
-    tests; here it is only listed in LOWERING_FAILURES."""
+    graph of its gradient, in both dtypes (and CALLED_CODE with the functions they ran). A record
+    that fails to lower is reported by its own tests; here it is only listed in LOWERING_FAILURES."""
     if not COVERED_PRIMITIVES:
-        for o in OPS:
-            for dtype in FLOAT_DTYPES:
-                args = make_args(o, dtype)
-                try:
-                    COVERED_PRIMITIVES.update(_lowered_prim_names(o.fn, args))
-                    if o.diff:
-                        grad_fn = gc.grad(weighted_loss(o, dtype), argnums=o.diff)
-                        COVERED_PRIMITIVES.update(_lowered_prim_names(grad_fn, args))
-                except Exception as e:      # noqa: BLE001 -- reported by the record's own tests
-                    LOWERING_FAILURES[f"{o.name}[{dtype}]"] = f"{type(e).__name__}: {e}"
+        sys.setprofile(_record_call)
+        try:
+            _collect()
+        finally:
+            sys.setprofile(None)
     return COVERED_PRIMITIVES
+
+
+def _collect():
+    for o in OPS:
+        for dtype in FLOAT_DTYPES:
+            args = make_args(o, dtype)
+            try:
+                COVERED_PRIMITIVES.update(_lowered_prim_names(o.fn, args))
+                if o.diff:
+                    grad_fn = gc.grad(weighted_loss(o, dtype), argnums=o.diff)
+                    COVERED_PRIMITIVES.update(_lowered_prim_names(grad_fn, args))
+            except Exception as e:      # noqa: BLE001 -- reported by the record's own tests
+                LOWERING_FAILURES[f"{o.name}[{dtype}]"] = f"{type(e).__name__}: {e}"
 
 
 def test_every_primitive_has_a_record():
@@ -775,6 +1242,16 @@ def test_every_primitive_has_a_record():
     assert not missing, (f"primitives used by no op-table record: {missing}"
                          + (f" (records that failed to lower: {sorted(LOWERING_FAILURES)})"
                             if LOWERING_FAILURES else ""))
+
+
+def test_every_public_op_has_a_record():
+    """Every gc.<name> and every NumPy function gradc dispatches is run by some record."""
+    from gradc.registry import FUNCTIONS, PUBLIC, UFUNCS
+    collect_covered_primitives()
+    ops = {**{f"gc.{k}": f for k, f in PUBLIC.items()}, **{f"np.{k}": f for k, f in UFUNCS.items()},
+           **{f"np.{k}": f for k, f in FUNCTIONS.items()}}
+    missing = sorted(k for k, f in ops.items() if getattr(f, "__code__", None) not in CALLED_CODE)
+    assert not missing, f"ops run by no op-table record: {missing}"
 
 
 # ---- gradient conventions (API.md section 2), closed form ----------------------------------------

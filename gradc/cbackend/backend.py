@@ -19,6 +19,7 @@ from ..ir import repeated_value
 from .csyntax import passed_consts
 from .driver import split_driver
 from .lower import lower
+from .vecmath import simd_declarations
 
 KERNEL = "gradc_kernel"
 _ffi = cffi.FFI()
@@ -86,6 +87,7 @@ class CSource:
             f"loops/calls, {self.workspace_bytes} bytes of workspace. */",
             "#include \"gradc_runtime.h\"",
             "#include \"gradc_blas.h\"",
+            simd_declarations(),
             "",
             f"int {name}(void **args, void *work);",
             body, ""])

@@ -164,6 +164,17 @@ def argmax(em, step):
     em.out("}")
 
 
+def runtime_call(em, step):
+    """A primitive whose C form names a runtime function (csrc/gradc_runtime.h), called on whole
+    arrays: fn_f32/fn_f64(out, inputs..., the integers of its entry's `call_args`)."""
+    node = step.node
+    suffix = "f32" if node.dtype == np.float32 else "f64"
+    args = [em.ptr(node)] + [em.ptr(i) for i in node.inputs] + [
+        str(int(a)) for a in node.prim.extra["call_args"](node)]
+    em.out(f"{{ int rc = {node.prim.c}_{suffix}({', '.join(args)}); if (rc) return rc; }}",
+           note=em.comment(node))
+
+
 def random_bits(em, step):
     """Counter-based random numbers (csrc: gradc_random_*), element s from the counter s."""
     node = step.node

@@ -9,7 +9,7 @@ per step (its parameters are the pointers), the others are filled in place."""
 import numpy as np
 
 from . import plan as P
-from .calls import CALLS
+from .calls import CALLS, runtime_call
 from .csyntax import EXPR_CTYPES, ctype, literal, passed_consts
 from .loops import (is_point, local_ids, member_reads, offset_of, point_index, reduced_index,
                     reduced_vars, view_input_index)
@@ -161,7 +161,7 @@ class Emitter:
         if isinstance(step, P.Loop):
             self.emit_loop(step)
         else:
-            CALLS[step.node.prim.c](self, step)
+            CALLS.get(step.node.prim.c, runtime_call)(self, step)
         self.kernels += 1
 
     def _template(self, step, emit):
