@@ -20,7 +20,9 @@ from .transforms import value_and_grad as _value_and_grad
 from .tree import tree_flatten, tree_map, tree_unflatten
 
 REDUCTIONS = ("mean", "sum")
-_STATS = {"deliveries": 0}             # per process: ShardKernels unpickled
+# Per process, counted as they happen (never from what is alive: an earlier kernel may be
+# garbage-collected between two readings): ShardKernels unpickled, made, signatures compiled.
+_STATS = {"deliveries": 0, "kernels": 0, "signatures": 0}
 # The ShardKernels of this process by token (held by their worker plugin): a kernel delivered
 # twice is still one kernel, compiled once.
 _KERNELS = weakref.WeakValueDictionary()
@@ -51,6 +53,7 @@ class ShardKernel:
         self.token = token or uuid.uuid4().hex
         self.fn = jit(_value_and_grad(loss, argnums=0), backend=backend)
         _KERNELS[self.token] = self
+        _STATS["kernels"] += 1
 
     def __reduce__(self):
         return _unpickle_kernel, (self.token, self.loss, self.backend)
@@ -61,7 +64,9 @@ class ShardKernel:
     def __call__(self, params, reduction, *shard):
         """(rows, value, grads, their dtypes) of one shard, value and grads times its rows for
         "mean", in float64 so that the combination rounds once, at the end."""
+        known = len(self.fn._cache)
         value, grads = self.fn(params, *shard)
+        _STATS["signatures"] += len(self.fn._cache) - known
         weight = len(shard[0]) if reduction == "mean" else 1
         dtypes = (value.dtype, [g.dtype for g in tree_flatten(grads)[0]])
         grads = tree_map(lambda g: _scaled(g, weight), grads)
@@ -83,11 +88,9 @@ def _add(a, b):
 
 
 def worker_stats():
-    """This process's counts, for `client.run(gradc.distributed.worker_stats)`: ShardKernels
-    received (unpickled), kernels alive and the shard signatures they compiled."""
-    kernels = list(_KERNELS.values())
-    return {"deliveries": _STATS["deliveries"], "kernels": len(kernels),
-            "signatures": sum(len(k.fn._cache) for k in kernels)}
+    """This process's counts so far, for `client.run(gradc.distributed.worker_stats)`:
+    ShardKernels received (unpickled) and made, and the shard signatures they compiled."""
+    return dict(_STATS)
 
 
 # ---- the client side -----------------------------------------------------------------------------
