@@ -63,6 +63,7 @@ class Lowered:
         self.out_names = leaf_names("output", out_tree)
         self.backend = backend
         self.fixed_leaves = set()          # leaves that were static values (e.g. a string option)
+        self.statics = ()                  # (position, value) of static_argnums arguments
         self.bind = None                   # maps a call's (args, kwargs) as the jitted function did
         self.jitted = None                 # the Jitted that traced it, and the call as Specs:
         self.abstract_call = None          # what pickling a Compiled sends (gradc/pickling.py)
@@ -159,6 +160,8 @@ class Compiled:
                 return out
         if self.lowered.bind is not None:
             args, kwargs = self.lowered.bind(args, kwargs)
+        if self.lowered.statics:
+            args = without_statics(args, self.lowered.statics, self.lowered.fn)
         leaves = flatten_args(self.lowered, args, kwargs)
         if self.lowered.fixed_leaves:
             leaves = [v for i, v in enumerate(leaves) if i not in self.lowered.fixed_leaves]
@@ -229,6 +232,23 @@ def leaf_extractor(treedef):
     namespace = {}
     exec(source, namespace)      # noqa: S102 - generated from a TreeDef, not from input
     return namespace["extract"]
+
+
+def without_statics(args, statics, fn):
+    """A call's positional args less its static ones (static_argnums), which must have the values
+    the signature was compiled for: another value is a ValueError naming the argument."""
+    args = list(args)
+    for i, value in sorted(statics, reverse=True):
+        given = args[i] if i < len(args) else None
+        try:
+            same = i < len(args) and (given is value or bool(given == value))
+        except Exception:       # noqa: BLE001 - a value without a plain == is not the same
+            same = False
+        if not same:
+            raise ValueError(f"{_name(fn)}: static argument {i} was {value!r} when compiled, got "
+                             f"{given!r}; call the gc.jit function for another value")
+        del args[i]
+    return tuple(args)
 
 
 def flatten_args(lowered, args, kwargs):
@@ -394,6 +414,7 @@ class Jitted:
         graph = simplify(traced)
         lowered = Lowered(self.fn, graph, tree, out_tree, names, self.backend, traced)
         lowered.fixed_leaves = {i for i, _ in fixed}
+        lowered.statics = statics
         lowered.in_weak = [w for _, _, w in sigs]
         lowered.bind = self._bind
         # What pickling a Compiled needs to lower it again: this function and an abstract call.

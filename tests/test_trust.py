@@ -260,3 +260,11 @@ def test_an_error_under_a_transform_leaves_no_trace_open():
     assert not core.tracing()
     with pytest.raises(gc.ConcretizationError):      # jit traces again, not through
         gc.jit(lambda x: x if x > 0 else -x, backend="numpy")(np.float64(1.0))
+
+
+def test_compiled_with_a_static_argument_is_called_with_it():
+    jitted = gc.jit(lambda x, k: gc.sum(x ** k), static_argnums=(1,))
+    compiled = jitted.lower(np.arange(3.0), 3).compile()
+    assert float(compiled(np.arange(3.0), 3)) == 9.0
+    with pytest.raises(ValueError, match="static argument 1 was 3 when compiled, got 2"):
+        compiled(np.arange(3.0), 2)
