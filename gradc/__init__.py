@@ -17,6 +17,7 @@ from .dtypes import Spec
 from .eager import Tensor, no_grad, tensor
 from .errors import (CheckError, CompileError, ConcretizationError, GradientCheckError,
                      GradientHazardWarning, NonFiniteError, ShapeError)
+from .loop import fori_loop, scan
 from .jit import Compiled, Jitted, Lowered, jit
 from .hazards import lint
 from .crosscheck import check

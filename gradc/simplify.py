@@ -52,8 +52,8 @@ def _fold_uniform(node):
 
 def fold_constants(graph):
     def visit(node):
-        if node.prim.kind == "source" or not node.inputs:
-            return node
+        if node.prim.kind in ("source", "loop") or not node.inputs:
+            return node     # NOTE: a loop on constants still runs when called, not when simplified
         if node.prim.kind in ELEMENTWISE and not all(i.prim is P.const for i in node.inputs):
             return _fold_uniform(node)
         if not all(i.prim is P.const for i in node.inputs):
@@ -179,7 +179,9 @@ def dce(graph):
     return Graph(graph.inputs, graph.outputs)
 
 
-PASSES = [fold_constants, algebra, cse, dce]
+from .loop import merge_loops   # noqa: E402
+
+PASSES = [fold_constants, algebra, cse, merge_loops, dce]
 
 
 def simplify(graph, max_rounds=6):
