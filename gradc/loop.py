@@ -114,8 +114,24 @@ def _trace_graph(in_avals, fn):
     with core.Trace() as trace:
         inputs = [trace.new_input(s, d) for s, d in in_avals]
         outs = _lifted(trace, fn(*inputs))
-    graph = Graph(trace.inputs + trace.capture_nodes, [o.node for o in outs])
-    return simplify(graph), list(trace.captured)
+    graph = simplify(Graph(trace.inputs + trace.capture_nodes, [o.node for o in outs]))
+    return _hoist_constants(graph, list(trace.captured))
+
+
+def _hoist_constants(graph, captured):
+    """Constant arrays of the body become loop inputs (loop-invariant data, like the values it
+    closes over); single values stay in the body (literals in C)."""
+    from .ir import Node
+    from .simplify import rewrite
+    arrays = [n for n in graph.nodes if n.prim.name == "const" and n.size != 1]
+    if not arrays:
+        return graph, captured
+    inputs = {n.id: Node(core.PRIM.input, (), {"index": -1}, n.shape, n.dtype, loc="captured",
+                         name="captured") for n in arrays}
+    rebuilt = rewrite(graph, lambda node: inputs.get(node.id, node))
+    outputs = [inputs.get(o.id, o) for o in rebuilt.outputs]
+    hoisted = Graph(graph.inputs + list(inputs.values()), outputs)
+    return hoisted, captured + [n.params["value"] for n in arrays]
 
 
 def _split(args, n_carry, n_xs):

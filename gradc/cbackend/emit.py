@@ -32,6 +32,7 @@ class Emitter:
         self.consts = passed_consts(self.graph)
         self.jits = {}                   # "f"/"d" -> {GEMM shape: slot in the kernel's JIT table}
         self.step = None                 # (pointers, locals) numbered in the step being written
+        self.helpers = []                # C functions steps call, written before the kernel
 
     # ---- lines, pointers and locals --------------------------------------------------------------
     def out(self, code, indent=1, note=""):
@@ -155,7 +156,7 @@ class Emitter:
             blocks.append(self._template(None, lambda _, i=i, node=node: self.emit_copy(i, node)))
         functions, body = self._outline(blocks)
         lines = header + body + ["    return GRADC_OK;", "}"]
-        return "\n\n".join(self.jit_table() + functions + ["\n".join(lines)])
+        return "\n\n".join(self.jit_table() + self.helpers + functions + ["\n".join(lines)])
 
     def _emit_step(self, step):
         if isinstance(step, P.Loop):

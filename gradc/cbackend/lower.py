@@ -8,6 +8,7 @@ the plan after each. Emission (emit.py) then walks the final plan and decides no
   loop_merging  loops of one domain merge into the earliest loop after what they read
   storage       which values need memory, which outputs are written in place
   memory        workspace offsets, reused by liveness
+  loop_bodies   a loop node's body lowered by these passes, its scratch after the workspace
   schedule      threads and blocking: flat loops, accumulators, per-thread sums, product blocks
   outlining     steps that repeat (an unrolled loop's body) share one C function
 """
@@ -26,6 +27,8 @@ from .stack import stacked_sums
 def batch_split(plan):
     """A graph independent across the rows of its batch is lowered as one block's graph; the
     driver (emit.split_driver) runs a block per thread."""
+    if any(n.prim.c == "scan" for n in plan.graph.nodes):
+        return plan      # TODO: split a loop's batch (its body's rows) too
     split = split_module.choose(plan.graph, plan.threads)
     if split is None:
         return plan
@@ -248,6 +251,40 @@ def memory(plan):
     return dataclasses.replace(plan, offsets=offsets, workspace_bytes=top)
 
 
+def loop_bodies(plan):
+    """Each loop node's body lowered by these same passes (nested loops too) into a LoopBody; the
+    scratch each needs (its carries, its body's workspace) goes after the workspace, shared by
+    all loops (they run one after another)."""
+    bodies, top, largest = {}, P.aligned(plan.workspace_bytes), 0
+    for step in plan.steps:
+        if not (isinstance(step, Call) and step.node.prim.c == "scan"):
+            continue
+        node, params = step.node, step.node.params
+        body = params["body"]
+        inner = lower(body, plan.threads, [p for p in PASSES if p is not batch_split])
+        n_carry, n_out = params["n_carry"], len(body.outputs)
+        offset, carries, dropped = 0, [], {}
+        for out in body.outputs[:n_carry]:
+            carries.append((offset, offset + P.aligned(out.nbytes)))
+            offset += 2 * P.aligned(out.nbytes)
+        for k in range(n_carry, n_out):
+            if k not in params["select"]:
+                dropped[k] = offset
+                offset += P.aligned(body.outputs[k].nbytes)
+        placed, start = {}, 0
+        from ..loop import output_avals
+        avals = output_avals(body, params["length"], n_carry)
+        for k in params["select"]:
+            placed[k] = start
+            start += int(np.prod(avals[k][0], dtype=np.int64))
+        size = offset + P.aligned(inner.workspace_bytes)
+        bodies[step.index] = P.LoopBody(inner, top, carries, dropped, offset, placed, size)
+        largest = max(largest, size)
+    if not bodies:
+        return plan
+    return dataclasses.replace(plan, bodies=bodies, workspace_bytes=top + largest)
+
+
 def _touched(node, plan):
     """Stored nodes a read of `node` touches, through folded operands, views and aliases."""
     if node.id in plan.folded:
@@ -305,7 +342,8 @@ def outlining(plan):
     return dataclasses.replace(plan, outlined=outlined)
 
 
-PASSES = [batch_split, products, fusion, loop_merging, storage, memory, schedule, outlining]
+PASSES = [batch_split, products, fusion, loop_merging, storage, memory, loop_bodies, schedule,
+          outlining]
 
 
 def lower(graph, threads=1, passes=PASSES):
