@@ -210,3 +210,62 @@ def test_errors_name_the_problem():
         gc.jit(lambda x: gc.scan(lambda c, x: (c, x), x[0], x, length=5))(np.ones(3))
     with pytest.raises(TypeError, match=r"\(carry, y\)"):
         gc.jit(lambda x: gc.scan(lambda c, x: c, x[0], x))(np.ones(3))
+
+
+LOOP_KERNELS = '''
+import gradc as gc
+
+mod = gc.Module("loop_kernels")
+
+
+def rnn_loss(Wx, Wh, b, xs, h0):
+    def step(h, x):
+        h = gc.tanh(x @ Wx + h @ Wh + b)
+        return h, gc.sum(h * h)
+    h, sq = gc.scan(step, h0, xs)
+    return gc.sum(h) + gc.sum(gc.fori_loop(0, 3, lambda i, s: s * 0.5 + sq, sq))
+
+
+@mod.export("f32[3,4]", "f32[4,4]", "f32[4]", "f32[6,2,3]", "f32[2,4]")
+def rnn_grads(Wx, Wh, b, xs, h0):
+    return gc.value_and_grad(rnn_loss, argnums=(0, 1, 2, 3, 4))(Wx, Wh, b, xs, h0)
+'''
+
+
+def test_aot_export_of_a_loop(tmp_path):
+    import importlib.util
+    import sys
+    (tmp_path / "loop_kernels_src.py").write_text(LOOP_KERNELS)
+    spec = importlib.util.spec_from_file_location("loop_kernels_src",
+                                                  tmp_path / "loop_kernels_src.py")
+    src = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(src)
+    args = _params(np.float32)
+    want = gc.jit(src.rnn_grads, backend="numpy")(*args)
+    outdir = tmp_path / "out"
+    src.mod.build(outdir)
+    sys.path.insert(0, str(outdir))
+    try:
+        import loop_kernels
+        got = loop_kernels.rnn_grads(*args)
+    finally:
+        sys.path.remove(str(outdir))
+        sys.modules.pop("loop_kernels", None)
+        sys.modules.pop("_loop_kernels", None)
+    for g, w in zip(gc.tree_leaves(got), gc.tree_leaves(want)):
+        np.testing.assert_allclose(g, w, **_tol(np.float32))
+    assert "for (int64_t s = 0; s < 6; s++)" in src.mod.c_source()
+
+
+def test_c_source_and_nodes_do_not_grow_with_length():
+    from gradc.cbackend import lower as L
+    facts = {}
+    for T in (4, 512):
+        low = gc.jit(gc.grad(rnn_scan, argnums=(0, 1))).lower(*_params(np.float64, T=T))
+        stats = low.compile().stats
+        plan = L.lower(low.graph)
+        facts[T] = (len(low.c_source), stats["nodes"], stats["kernels"], len(plan.as_text()))
+    assert facts[4][1:3] == facts[512][1:3]
+    assert abs(facts[4][0] - facts[512][0]) < 400         # only numbers (T, offsets) differ
+    assert abs(facts[4][3] - facts[512][3]) < 400
+    assert "body, scratch" in plan.as_text()               # the body's plan, inside its step

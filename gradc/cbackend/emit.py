@@ -121,9 +121,12 @@ class Emitter:
         self.out("char *ws = (char *)work;")
         self.out("int rc = GRADC_OK;")
         self.out("(void)ws; (void)rc;")
+        read = {x.id for n in g.nodes for x in n.inputs} | {o.id for o in g.outputs}
         for i, node in enumerate(g.inputs):
             self.declare(node, f"p_{self.names[node.id]}", f"const {ctype(node.dtype)} *", f"args[{i}]",
                          f"input {node.name or i}: {node.type_str}")
+            if node.id not in read:
+                self.out(f"(void)p_{self.names[node.id]};", note="not read (a loop's index, ...)")
         for j, node in enumerate(self.consts):
             self.declare(node, f"p_{self.names[node.id]}", f"const {ctype(node.dtype)} *",
                          f"args[{n_in + j}]", f"constant {node.type_str} ({node.loc})")
