@@ -446,3 +446,95 @@ def merge_loops(graph):
         return Node(P.reshape, parts, {"shape": node.shape}, node.shape, node.dtype, node.loc,
                     node.phase)
     return rewrite(graph, visit)
+
+
+
+def _offsets(params):
+    """Element offset of each selected output in a scan node's packed value."""
+    avals = output_avals(params["body"], params["length"], params["n_carry"])
+    offsets, start = {}, 0
+    for k in params["select"]:
+        offsets[k] = start
+        start += int(np.prod(avals[k][0], dtype=np.int64))
+    return offsets
+
+
+def _read_outputs(node, users):
+    """The output numbers of a packed scan node its users read (each through a slice of exactly
+    one output), or None when some user reads it otherwise."""
+    by_start = {start: k for k, start in _offsets(node.params).items()}
+    avals = output_avals(node.params["body"], node.params["length"], node.params["n_carry"])
+    used = set()
+    for user in users:
+        if user.prim is not core.PRIM.slice or user.params["starts"][0] not in by_start:
+            return None
+        k = by_start[user.params["starts"][0]]
+        if user.size != int(np.prod(avals[k][0], dtype=np.int64)):
+            return None
+        used.add(k)
+    return used
+
+
+def _pruned(node, inputs, used):
+    """node without the outputs it need not return and the ys its body need not compute; also
+    {old offset: new offset} of the outputs it keeps."""
+    from .ir import Node
+    p = node.params
+    body, n_carry = p["body"], p["n_carry"]
+    n_out = len(body.outputs)
+    kept_ys = [k for k in range(n_carry, n_out) if k in used]
+    new_body = Graph(body.inputs, body.outputs[:n_carry] + [body.outputs[k] for k in kept_ys])
+    n_new = len(new_body.outputs)
+    renumber = {k: k if k < n_carry else
+                (n_carry + kept_ys.index(k) if k < n_out else k - n_out + n_new) for k in used}
+    params = dict(p, body=new_body, select=tuple(sorted(renumber.values())))
+    shape, dtype = shape_rule(*[(i.shape, i.dtype) for i in inputs], **params)
+    new = Node(core.PRIM.scan, inputs, params, shape, dtype, node.loc, node.phase)
+    old, moved = _offsets(p), _offsets(params)
+    return new, {old[k]: moved[renumber[k]] for k in used}
+
+
+def prune_loops(graph):
+    """A scan node whose returned outputs are not all read returns only the ones that are, and
+    the ys nobody reads leave its body, their computation with them (the cotangents of xs that
+    nobody differentiates, for one)."""
+    from .ir import Node
+    P = core.PRIM
+    users = graph.users()
+    outputs = {o.id for o in graph.outputs}
+    plans = {}
+    for node in graph.nodes:
+        if node.prim is P.scan and node.id not in outputs and len(node.params["select"]) > 1:
+            used = _read_outputs(node, users[node.id])
+            body = node.params["body"]
+            dropped_ys = len(body.outputs) - node.params["n_carry"] - sum(
+                1 for k in node.params["select"] if node.params["n_carry"] <= k < len(body.outputs))
+            if used is not None and (used != set(node.params["select"]) or dropped_ys):
+                plans[node.id] = used
+    if not plans:
+        return graph
+    new, moved = {}, {}
+    for node in graph.nodes:
+        if node.prim is P.input:
+            new[node.id] = node
+            continue
+        inputs = tuple(new[i.id] for i in node.inputs)
+        if node.id in plans:
+            new[node.id], moved[node.id] = _pruned(node, inputs, plans[node.id])
+        elif node.prim is P.slice and node.inputs[0].id in plans:
+            whole = inputs[0]
+            if whole.shape != (whole.size,) or len(whole.params["select"]) == 1:
+                new[node.id] = Node(P.reshape, (whole,), {"shape": node.shape}, node.shape,
+                                    node.dtype, node.loc, node.phase)
+            else:
+                start = moved[node.inputs[0].id][node.params["starts"][0]]
+                new[node.id] = Node(P.slice, (whole,), {"starts": (start,),
+                                                        "stops": (start + node.size,),
+                                                        "steps": (1,)},
+                                    node.shape, node.dtype, node.loc, node.phase)
+        elif all(a is b for a, b in zip(inputs, node.inputs)):
+            new[node.id] = node
+        else:
+            new[node.id] = Node(node.prim, inputs, node.params, node.shape, node.dtype, node.loc,
+                                node.phase, node.name)
+    return Graph(graph.inputs, [new[o.id] for o in graph.outputs])

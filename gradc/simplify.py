@@ -179,9 +179,9 @@ def dce(graph):
     return Graph(graph.inputs, graph.outputs)
 
 
-from .loop import merge_loops   # noqa: E402
+from .loop import merge_loops, prune_loops   # noqa: E402
 
-PASSES = [fold_constants, algebra, cse, merge_loops, dce]
+PASSES = [fold_constants, algebra, cse, merge_loops, prune_loops, dce]
 
 
 def simplify(graph, max_rounds=6):
