@@ -7,7 +7,8 @@ including the outer values the body closes over). A node computes every body out
 only the ones in `select`, packed flat when there are several (a node has one dtype, so outputs of
 different dtypes are separate nodes; simplify's merge_loops joins nodes that can share one loop).
 Output numbers in `select`: 0..n_carry-1 the final carries, then the stacked ys ([T, ...]), then
-the stacked carries *before* each step ([T, ...]: the residuals reverse mode reads).
+the stacked carries *before* each step, then *after* each step ([T, ...]: the residuals reverse
+mode reads).
 
 The JVP and VJP rules are graph code: the JVP is a scan of the body's JVP; the VJP is a reverse scan
 of the body's VJP reading the stacked carries. Both are scans again, so derivatives nest.
@@ -29,7 +30,7 @@ def output_avals(body, length, n_carry):
     carries = outs[:n_carry]
     stacked = [((length,) + s, d) for s, d in outs[n_carry:]]
     saved = [((length,) + s, d) for s, d in carries]
-    return carries + stacked + saved
+    return carries + stacked + saved + saved
 
 
 def shape_rule(*avals, body, length, reverse, n_carry, n_xs, select):
@@ -49,13 +50,15 @@ def impl(*args, body, length, reverse, n_carry, n_xs, select):
     for step in range(length):
         t = length - 1 - step if reverse else step
         for k in stacks:
-            if k >= n_out:
+            if n_out <= k < n_out + n_carry:
                 stacks[k][t] = carries[k - n_out]
         outs = interpreter.run(body, [np.int64(t)] + carries + [x[t] for x in xs] + consts)
         carries = outs[:n_carry]
         for k in stacks:
             if k < n_out:
                 stacks[k][t] = outs[k]
+            elif k >= n_out + n_carry:
+                stacks[k][t] = carries[k - n_out - n_carry]
     values = [carries[k] if k < n_carry else stacks[k] for k in select]
     if len(values) == 1:
         return values[0]
@@ -107,15 +110,31 @@ def _lifted(trace, values):
     return [lift(trace, v) for v in values]
 
 
-def _trace_graph(in_avals, fn):
+def _trace_graph(in_avals, fn, replace=None):
     """fn(*input tracers) -> list of values, traced once into a simplified Graph. Returns the graph
-    and the outer values it captured (they become inputs after in_avals)."""
+    and the outer values it captured (they become inputs after in_avals). `replace` (filled while
+    tracing): node id -> an input node holding the same value, read instead."""
     from .simplify import simplify
     with core.Trace() as trace:
         inputs = [trace.new_input(s, d) for s, d in in_avals]
         outs = _lifted(trace, fn(*inputs))
-    graph = simplify(Graph(trace.inputs + trace.capture_nodes, [o.node for o in outs]))
+    graph = Graph(trace.inputs + trace.capture_nodes, [o.node for o in outs])
+    graph = simplify(_substitute(graph, replace) if replace else graph)
     return _hoist_constants(graph, list(trace.captured))
+
+
+def _substitute(graph, replace):
+    """graph reading replace[id] wherever it read the node of that id."""
+    from .ir import Node
+    new = {}
+    for node in graph.nodes:
+        if node.id in replace or not node.inputs:
+            new[node.id] = replace.get(node.id, node)
+            continue
+        inputs = tuple(new[i.id] for i in node.inputs)
+        new[node.id] = node if all(a is b for a, b in zip(inputs, node.inputs)) else Node(
+            node.prim, inputs, node.params, node.shape, node.dtype, node.loc, node.phase, node.name)
+    return Graph(graph.inputs, [new[o.id] for o in graph.outputs])
 
 
 def _hoist_constants(graph, captured):
@@ -183,7 +202,8 @@ def jvp(tangents, *args, body, length, reverse, n_carry, n_xs, select):
         if k < n_out:
             wanted.append(position[("t", k)])
         else:     # a stacked carry's tangent is the stacked tangent carry
-            wanted.append(n_new + position[("t", k - n_out)])
+            kind, i = divmod(k - n_out, n_carry)
+            wanted.append(n_new + kind * n_c + position[("t", i)])
     return pack(call(args, graph, length, reverse, n_c, n_x, wanted))
 
 
@@ -202,58 +222,124 @@ def vjp(ct, *args, body, length, reverse, n_carry, n_xs, select):
     f_consts = [i for i in consts if _float(avals[i])]
     f_ys = [j for j in range(n_carry, n_out) if _float(all_avals[j])]
     f_saved = [i for i in f_carries if n_out + i in cts]
+    f_after = [i for i in f_carries if n_out + n_carry + i in cts]
     step_avals = [(s[1:], d) if i in xs else (s, d) for i, (s, d) in enumerate(avals)]
+    # The body's computed float outputs are stored too (the carries after each step, the ys): the
+    # reverse step reads them instead of computing them again.
+    reused = [j for j, o in enumerate(body.outputs)
+              if _float(all_avals[j]) and o.prim.kind != "source"]
+    stored = [n_out + n_carry + j if j < n_carry else j for j in reused]
     residuals = call(primals, body, length, reverse, n_carry, n_xs,
-                     [n_out + i for i in carries])
+                     [n_out + i for i in carries] + stored)
+    residuals, outputs_stored = residuals[:n_carry], residuals[n_carry:]
 
     def ct_of(k):
         return cts[k] if k in cts else _zeros(all_avals[k])
 
-    # The reverse body's inputs, in order: carries, xs, consts.
-    carry_in = [avals[i] for i in f_carries] + [avals[i] for i in f_consts]
     xs_in = ([avals[i] for i in carries] + [(avals[i][0][1:], avals[i][1]) for i in xs]
              + [(all_avals[j][0][1:], all_avals[j][1]) for j in f_ys]
-             + [avals[i] for i in f_saved])
+             + [avals[i] for i in f_saved] + [avals[i] for i in f_after]
+             + [(all_avals[k][0][1:], all_avals[k][1]) for k in stored])
     const_in = [avals[i] for i in consts]
+    xs_args = (residuals + [primals[i] for i in xs] + [ct_of(j) for j in f_ys]
+               + [cts[n_out + i] for i in f_saved] + [cts[n_out + n_carry + i] for i in f_after]
+               + outputs_stored)
 
-    def vjp_body(index, *values):
-        trace = index.trace
-        values = list(values)
-        ct_c = values[:len(f_carries)]
-        ct_k = values[len(f_carries):len(carry_in)]
-        rest = values[len(carry_in):]
-        c = rest[:n_carry]
-        x = rest[n_carry:n_carry + len(xs)]
-        ct_y = rest[n_carry + len(xs):n_carry + len(xs) + len(f_ys)]
-        ct_s = rest[n_carry + len(xs) + len(f_ys):len(xs_in)]
-        k = rest[len(xs_in):]
-        outs = _lifted(trace, interpreter.replay(body, [index] + c + x + k))
-        seeds = dict(zip(f_carries, ct_c))
-        seeds.update(zip(f_ys, ct_y))
-        inputs = c + x + k
-        wrt = [inputs[i].node for i in f_carries + f_xs + f_consts]
-        grads = backward_pass(trace, [outs[j] for j in seeds], list(seeds.values()), wrt)
-        grads = [g if g is not None else _zeros(step_avals[i])
-                 for g, i in zip(grads, f_carries + f_xs + f_consts)]
-        g_c = grads[:len(f_carries)]
-        g_x = grads[len(f_carries):len(f_carries) + len(f_xs)]
-        g_k = grads[len(f_carries) + len(f_xs):]
-        saved = dict(zip(f_saved, ct_s))
-        new_c = [ops.add(g, saved[i]) if i in saved else g for g, i in zip(g_c, f_carries)]
-        new_k = [ops.add(a, g) for a, g in zip(ct_k, g_k)]
-        return new_c + new_k + g_x
+    def make_body(stacked, found, sources, replace):
+        """The reverse step. A const's cotangent that is a product A^T @ B of per-step values is
+        not summed in a carry when the const is in `stacked`: A and B are stacked instead (an xs
+        already, or a new y) and multiplied once after the loop, as one GEMM over all steps."""
+        summed = [i for i in f_consts if i not in stacked]
+        n_ck = len(f_carries) + len(summed)
 
-    in_avals = [((), np.dtype(np.int64))] + carry_in + xs_in + const_in
-    graph, captured = _trace_graph(in_avals, vjp_body)
-    args = ([ct_of(i) for i in f_carries] + [_zeros(avals[i]) for i in f_consts]
-            + residuals + [primals[i] for i in xs] + [ct_of(j) for j in f_ys]
-            + [cts[n_out + i] for i in f_saved] + [primals[i] for i in consts] + captured)
+        def vjp_body(index, *values):
+            trace = index.trace
+            values = list(values)
+            ct_c, ct_k = values[:len(f_carries)], values[len(f_carries):n_ck]
+            rest = values[n_ck:]
+            c, x = rest[:n_carry], rest[n_carry:n_carry + len(xs)]
+            ct_y = rest[n_carry + len(xs):n_carry + len(xs) + len(f_ys)]
+            at = n_carry + len(xs) + len(f_ys)
+            ct_s = rest[at:at + len(f_saved)]
+            ct_a = dict(zip(f_after, rest[at + len(f_saved):at + len(f_saved) + len(f_after)]))
+            values_out = rest[at + len(f_saved) + len(f_after):len(xs_in)]
+            k = rest[len(xs_in):]
+            outs = _lifted(trace, interpreter.replay(body, [index] + c + x + k))
+            for j, v in zip(reused, values_out):
+                if outs[j].node.prim.kind != "source":
+                    replace[outs[j].node.id] = v.node
+            seeds = {i: ops.add(a, ct_a[i]) if i in ct_a else a for i, a in zip(f_carries, ct_c)}
+            seeds.update(zip(f_ys, ct_y))
+            inputs = c + x + k
+            wrt = [inputs[i].node for i in f_carries + f_xs + f_consts]
+            grads = backward_pass(trace, [outs[j] for j in seeds], list(seeds.values()), wrt)
+            grads = [g if g is not None else _zeros(step_avals[i])
+                     for g, i in zip(grads, f_carries + f_xs + f_consts)]
+            g_c = grads[:len(f_carries)]
+            g_x = grads[len(f_carries):len(f_carries) + len(f_xs)]
+            g_k = dict(zip(f_consts, grads[len(f_carries) + len(f_xs):]))
+            saved = dict(zip(f_saved, ct_s))
+            new_c = [ops.add(g, saved[i]) if i in saved else g for g, i in zip(g_c, f_carries)]
+            new_k = [ops.add(a, g_k[i]) for a, i in zip(ct_k, summed)]
+            xs_at = {v.node.id: j for j, v in enumerate(rest[:len(xs_in)])}
+            extra = []
+            for i in f_consts:
+                pair = _product_of_steps(g_k[i], trace)
+                if pair is not None:
+                    found.add(i)
+                if i in stacked:
+                    sources[i] = [("xs", xs_at[v.node.id]) if v.node.id in xs_at
+                                  else ("y", _position(extra, v)) for v in pair]
+            return new_c + new_k + g_x + extra
+        return vjp_body, summed
+
+    in_const = [((), np.dtype(np.int64))]
+    found, sources = set(), {}
+    replace = {}
+    body_fn, _ = make_body(set(), found, sources, replace)
+    carry_in = [avals[i] for i in f_carries] + [avals[i] for i in f_consts]
+    graph, captured = _trace_graph(in_const + carry_in + xs_in + const_in, body_fn, replace)
+    if found:           # traced again with those consts' products stacked
+        replace = {}
+        body_fn, summed = make_body(found, set(), sources, replace)
+        carry_in = [avals[i] for i in f_carries] + [avals[i] for i in summed]
+        graph, captured = _trace_graph(in_const + carry_in + xs_in + const_in, body_fn, replace)
+    else:
+        summed = f_consts
+    args = ([ct_of(i) for i in f_carries] + [_zeros(avals[i]) for i in summed]
+            + xs_args + [primals[i] for i in consts] + captured)
     n_c = len(carry_in)
-    wanted = list(range(n_c + len(f_xs)))
+    n_extra = len(graph.outputs) - n_c - len(f_xs)
+    wanted = list(range(n_c + len(f_xs) + n_extra))
     results = call(args, graph, length, not reverse, n_c, len(xs_in), wanted)
-    grads = dict(zip(f_carries + f_consts + f_xs, results[:len(f_carries)]
-                     + results[len(f_carries):n_c] + results[n_c:]))
+    grads = dict(zip(f_carries + summed + f_xs, results[:n_c + len(f_xs)]))
+    extra = results[n_c + len(f_xs):]
+    for i in found:
+        a, b = [xs_args[j] if kind == "xs" else extra[j] for kind, j in sources[i]]
+        rows = length * a.shape[1]
+        grads[i] = ops.matmul(ops.transpose(ops.reshape(a, (rows, a.shape[2]))),
+                              ops.reshape(b, (rows, b.shape[2])))
     return [grads.get(i) for i in range(len(primals))]
+
+
+def _product_of_steps(g, trace):
+    """(A, B) as tracers when g is A^T @ B of 2-D values (a weight's cotangent in one step), else
+    None."""
+    if not isinstance(g, core.Tracer) or g.node.prim is not core.PRIM.matmul or g.ndim != 2:
+        return None
+    left, right = g.node.inputs
+    if left.prim is not core.PRIM.transpose or left.params["perm"] != (1, 0):
+        return None
+    return core.Tracer(left.inputs[0], trace), core.Tracer(right, trace)
+
+
+def _position(extra, value):
+    """Index of value in the list of extra ys, appended once."""
+    for j, v in enumerate(extra):
+        if v.node is value.node:
+            return j
+    extra.append(value)
+    return len(extra) - 1
 
 
 # ---- the public functions ------------------------------------------------------------------------
@@ -405,50 +491,6 @@ def _key(node):
             p["n_carry"], p["n_xs"], node.dtype.str)
 
 
-def merge_loops(graph):
-    """Scan nodes that run the same loop on the same inputs (the primal values and the residuals
-    reverse mode stores, for one) become one node selecting what all of them need."""
-    from .ir import Node
-    from .simplify import rewrite
-    P = core.PRIM
-    wanted = {}
-    for node in graph.nodes:
-        if node.prim is P.scan:
-            wanted.setdefault(_key(node), set()).update(node.params["select"])
-    merged = {}
-
-    def visit(node):
-        if node.prim is not P.scan or _key(node) not in wanted:
-            return node
-        key, p = _key(node), node.params
-        union = tuple(sorted(wanted[key]))
-        if union == p["select"]:
-            return node
-        if key not in merged:
-            params = dict(p, select=union)
-            shape, dtype = shape_rule(*[(i.shape, i.dtype) for i in node.inputs], **params)
-            merged[key] = Node(P.scan, node.inputs, params, shape, dtype, node.loc, node.phase)
-        whole = merged[key]
-        avals = output_avals(p["body"], p["length"], p["n_carry"])
-        offsets, start = {}, 0
-        for k in union:
-            offsets[k] = start
-            start += int(np.prod(avals[k][0], dtype=np.int64))
-        parts = []
-        for k in p["select"]:
-            size = int(np.prod(avals[k][0], dtype=np.int64))
-            part = Node(P.slice, (whole,), {"starts": (offsets[k],), "stops": (offsets[k] + size,),
-                                            "steps": (1,)}, (size,), node.dtype, node.loc, node.phase)
-            parts.append(part)
-        if len(parts) > 1:
-            return Node(P.concatenate, parts, {"axis": 0}, node.shape, node.dtype, node.loc,
-                        node.phase)
-        return Node(P.reshape, parts, {"shape": node.shape}, node.shape, node.dtype, node.loc,
-                    node.phase)
-    return rewrite(graph, visit)
-
-
-
 def _offsets(params):
     """Element offset of each selected output in a scan node's packed value."""
     avals = output_avals(params["body"], params["length"], params["n_carry"])
@@ -459,82 +501,139 @@ def _offsets(params):
     return offsets
 
 
+def _sizes(params):
+    avals = output_avals(params["body"], params["length"], params["n_carry"])
+    return {k: int(np.prod(avals[k][0], dtype=np.int64)) for k in params["select"]}
+
+
+def _scan_node(inputs, params, like):
+    from .ir import Node
+    shape, dtype = shape_rule(*[(i.shape, i.dtype) for i in inputs], **params)
+    return Node(core.PRIM.scan, inputs, params, shape, dtype, like.loc, like.phase)
+
+
+def _rewire(graph, replace):
+    """graph with scan nodes replaced: replace(node, inputs) -> None (kept) or (new node, {output
+    number of node: its number in the new node}). A slice reading one output of a replaced node
+    reads it from the new node; any other reader gets the old packed value, rebuilt."""
+    from .ir import Node
+    P = core.PRIM
+    new, moved = {}, {}
+
+    parts = {}
+
+    def part(node, whole, k):
+        """Output k of old scan node `node` (flat), read from its replacement `whole` (one node
+        however many read it)."""
+        if (node.id, k) not in parts:
+            parts[node.id, k] = _part(node, whole, k)
+        return parts[node.id, k]
+
+    def _part(node, whole, k):
+        size, renumber = _sizes(node.params)[k], moved[node.id]
+        if len(whole.params["select"]) == 1:
+            return Node(P.reshape, (whole,), {"shape": (size,)}, (size,), node.dtype, node.loc,
+                        node.phase)
+        start = _offsets(whole.params)[renumber[k]]
+        return Node(P.slice, (whole,), {"starts": (start,), "stops": (start + size,),
+                                        "steps": (1,)}, (size,), node.dtype, node.loc, node.phase)
+
+    def packed(node):
+        """The old node's value from its replacement (for readers other than slices)."""
+        parts = [part(node, new[node.id], k) for k in node.params["select"]]
+        if len(parts) == 1:
+            return Node(P.reshape, parts, {"shape": node.shape}, node.shape, node.dtype, node.loc,
+                        node.phase)
+        return Node(P.concatenate, parts, {"axis": 0}, node.shape, node.dtype, node.loc,
+                    node.phase)
+
+    for node in graph.nodes:
+        if not node.inputs:
+            new[node.id] = node
+            continue
+        inputs = tuple(new[i.id] for i in node.inputs)
+        result = replace(node, inputs) if node.prim is P.scan else None
+        if result is not None:
+            new[node.id], moved[node.id] = result
+            continue
+        x = node.inputs[0]
+        if node.prim is P.slice and x.id in moved and len(x.params["select"]) > 1:
+            k = {v: k for k, v in _offsets(x.params).items()}.get(node.params["starts"][0])
+            if k is not None and _sizes(x.params)[k] == node.size:
+                new[node.id] = part(x, new[x.id], k)
+                continue
+        inputs = tuple(packed(i) if i.id in moved else new[i.id] for i in node.inputs)
+        new[node.id] = node if all(a is b for a, b in zip(inputs, node.inputs)) else Node(
+            node.prim, inputs, node.params, node.shape, node.dtype, node.loc, node.phase, node.name)
+    outputs = [packed(o) if o.id in moved else new[o.id] for o in graph.outputs]
+    return Graph(graph.inputs, outputs)
+
+
+def merge_loops(graph):
+    """Scan nodes that run the same loop on the same inputs (the primal values and the residuals
+    reverse mode stores, for one) become one node selecting what all of them need."""
+    wanted = {}
+    for node in graph.nodes:
+        if node.prim is core.PRIM.scan:
+            wanted.setdefault(_key(node), set()).update(node.params["select"])
+    if all(len(w) == 1 for w in wanted.values()) and len(wanted) == sum(
+            1 for n in graph.nodes if n.prim is core.PRIM.scan):
+        return graph
+    merged = {}
+
+    def replace(node, inputs):
+        key = _key(node)
+        union = tuple(sorted(wanted.get(key, ())))
+        if key not in wanted or union == node.params["select"]:
+            return None
+        if key not in merged:
+            merged[key] = _scan_node(inputs, dict(node.params, select=union), node)
+        return merged[key], {k: k for k in node.params["select"]}
+    return _rewire(graph, replace)
+
+
 def _read_outputs(node, users):
     """The output numbers of a packed scan node its users read (each through a slice of exactly
     one output), or None when some user reads it otherwise."""
     by_start = {start: k for k, start in _offsets(node.params).items()}
-    avals = output_avals(node.params["body"], node.params["length"], node.params["n_carry"])
+    sizes = _sizes(node.params)
     used = set()
     for user in users:
-        if user.prim is not core.PRIM.slice or user.params["starts"][0] not in by_start:
-            return None
-        k = by_start[user.params["starts"][0]]
-        if user.size != int(np.prod(avals[k][0], dtype=np.int64)):
+        k = by_start.get(user.params["starts"][0]) if user.prim is core.PRIM.slice else None
+        if k is None or user.size != sizes[k]:
             return None
         used.add(k)
     return used
-
-
-def _pruned(node, inputs, used):
-    """node without the outputs it need not return and the ys its body need not compute; also
-    {old offset: new offset} of the outputs it keeps."""
-    from .ir import Node
-    p = node.params
-    body, n_carry = p["body"], p["n_carry"]
-    n_out = len(body.outputs)
-    kept_ys = [k for k in range(n_carry, n_out) if k in used]
-    new_body = Graph(body.inputs, body.outputs[:n_carry] + [body.outputs[k] for k in kept_ys])
-    n_new = len(new_body.outputs)
-    renumber = {k: k if k < n_carry else
-                (n_carry + kept_ys.index(k) if k < n_out else k - n_out + n_new) for k in used}
-    params = dict(p, body=new_body, select=tuple(sorted(renumber.values())))
-    shape, dtype = shape_rule(*[(i.shape, i.dtype) for i in inputs], **params)
-    new = Node(core.PRIM.scan, inputs, params, shape, dtype, node.loc, node.phase)
-    old, moved = _offsets(p), _offsets(params)
-    return new, {old[k]: moved[renumber[k]] for k in used}
 
 
 def prune_loops(graph):
     """A scan node whose returned outputs are not all read returns only the ones that are, and
     the ys nobody reads leave its body, their computation with them (the cotangents of xs that
     nobody differentiates, for one)."""
-    from .ir import Node
-    P = core.PRIM
     users = graph.users()
     outputs = {o.id for o in graph.outputs}
     plans = {}
     for node in graph.nodes:
-        if node.prim is P.scan and node.id not in outputs and len(node.params["select"]) > 1:
+        if node.prim is core.PRIM.scan and node.id not in outputs and len(node.params["select"]) > 1:
             used = _read_outputs(node, users[node.id])
-            body = node.params["body"]
-            dropped_ys = len(body.outputs) - node.params["n_carry"] - sum(
-                1 for k in node.params["select"] if node.params["n_carry"] <= k < len(body.outputs))
-            if used is not None and (used != set(node.params["select"]) or dropped_ys):
+            p = node.params
+            n_out = len(p["body"].outputs)
+            idle_ys = any(p["n_carry"] <= k < n_out and k not in (used or ())
+                          for k in range(p["n_carry"], n_out))
+            if used is not None and (used != set(p["select"]) or idle_ys):
                 plans[node.id] = used
-    if not plans:
-        return graph
-    new, moved = {}, {}
-    for node in graph.nodes:
-        if node.prim is P.input:
-            new[node.id] = node
-            continue
-        inputs = tuple(new[i.id] for i in node.inputs)
-        if node.id in plans:
-            new[node.id], moved[node.id] = _pruned(node, inputs, plans[node.id])
-        elif node.prim is P.slice and node.inputs[0].id in plans:
-            whole = inputs[0]
-            if whole.shape != (whole.size,) or len(whole.params["select"]) == 1:
-                new[node.id] = Node(P.reshape, (whole,), {"shape": node.shape}, node.shape,
-                                    node.dtype, node.loc, node.phase)
-            else:
-                start = moved[node.inputs[0].id][node.params["starts"][0]]
-                new[node.id] = Node(P.slice, (whole,), {"starts": (start,),
-                                                        "stops": (start + node.size,),
-                                                        "steps": (1,)},
-                                    node.shape, node.dtype, node.loc, node.phase)
-        elif all(a is b for a, b in zip(inputs, node.inputs)):
-            new[node.id] = node
-        else:
-            new[node.id] = Node(node.prim, inputs, node.params, node.shape, node.dtype, node.loc,
-                                node.phase, node.name)
-    return Graph(graph.inputs, [new[o.id] for o in graph.outputs])
+
+    def replace(node, inputs):
+        if node.id not in plans:
+            return None
+        used, p = plans[node.id], node.params
+        body, n_carry = p["body"], p["n_carry"]
+        n_out = len(body.outputs)
+        kept_ys = [k for k in range(n_carry, n_out) if k in used]
+        new_body = Graph(body.inputs, body.outputs[:n_carry] + [body.outputs[k] for k in kept_ys])
+        n_new = len(new_body.outputs)
+        renumber = {k: k if k < n_carry else
+                    (n_carry + kept_ys.index(k) if k < n_out else k - n_out + n_new) for k in used}
+        params = dict(p, body=new_body, select=tuple(sorted(renumber.values())))
+        return _scan_node(inputs, params, node), renumber
+    return _rewire(graph, replace) if plans else graph

@@ -238,6 +238,10 @@ def scan(em, step):
     for i, inp in enumerate(node.inputs[:n_carry]):
         t = f"{ctype(inp.dtype)} *"
         em.out(f"{{ {t}swap = c{i}; c{i} = n{i}; n{i} = swap; }}", 3)
+        if n_out + n_carry + i in body.placed:      # the carries after each step
+            size = graph.outputs[i].size
+            em.out(f"memcpy({out} + {body.placed[n_out + n_carry + i]} + t * {size}, c{i}, "
+                   f"{graph.outputs[i].nbytes});", 3)
     em.out("}", 2)
     for i in range(n_carry):
         if i in body.placed:
