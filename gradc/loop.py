@@ -620,8 +620,11 @@ def prune_loops(graph):
             n_out = len(p["body"].outputs)
             idle_ys = any(p["n_carry"] <= k < n_out and k not in (used or ())
                           for k in range(p["n_carry"], n_out))
-            if used is not None and (used != set(p["select"]) or idle_ys):
-                plans[node.id] = used
+            if used is None or (used == set(p["select"]) and not idle_ys):
+                used = set(p["select"])
+                if not _idle_inputs(p["body"], p["n_carry"]):
+                    continue
+            plans[node.id] = used
 
     def replace(node, inputs):
         if node.id not in plans:
@@ -634,6 +637,17 @@ def prune_loops(graph):
         n_new = len(new_body.outputs)
         renumber = {k: k if k < n_carry else
                     (n_carry + kept_ys.index(k) if k < n_out else k - n_out + n_new) for k in used}
-        params = dict(p, body=new_body, select=tuple(sorted(renumber.values())))
+        idle = _idle_inputs(new_body, n_carry)      # xs and consts the body no longer reads
+        new_body = Graph([x for i, x in enumerate(new_body.inputs) if i not in idle],
+                         new_body.outputs)
+        inputs = [x for i, x in enumerate(inputs) if i + 1 not in idle]
+        n_xs = p["n_xs"] - sum(1 for i in idle if i <= n_carry + p["n_xs"])
+        params = dict(p, body=new_body, select=tuple(sorted(renumber.values())), n_xs=n_xs)
         return _scan_node(inputs, params, node), renumber
     return _rewire(graph, replace) if plans else graph
+
+
+def _idle_inputs(body, n_carry):
+    """Positions of the body's xs and const inputs that nothing in it reads."""
+    read = {x.id for n in body.nodes for x in n.inputs} | {o.id for o in body.outputs}
+    return {i for i, x in enumerate(body.inputs) if i > n_carry and x.id not in read}
