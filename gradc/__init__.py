@@ -46,6 +46,8 @@ __all__ = [
     # derivatives and pytrees
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "check_grad", "GradCheckReport",
     "stop_gradient", "tree_map", "tree_flatten", "tree_unflatten", "tree_leaves",
+    # loops that stay loops
+    "scan", "fori_loop",
     # operations
     "abs", "add", "argmax", "argmin", "astype", "broadcast_to", "clip", "concatenate", "cos",
     "divide", "dot", "equal", "exp", "expand_dims", "expm1", "greater", "greater_equal", "less",

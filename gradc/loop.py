@@ -435,6 +435,9 @@ def _unrolled(f, init, xs, length, reverse):
         t = length - 1 - step if reverse else step
         x = tree_unflatten(x_tree, [leaf[t] for leaf in x_leaves]) if xs is not None else None
         carry, ys[t] = f(np.int64(t), carry, x)
+    c_leaves, c_tree = tree_flatten(carry)
+    carry = tree_unflatten(c_tree, [c if type(c).__name__ == "Tensor" else np.asarray(c)
+                                    for c in c_leaves])
     if not ys:
         return carry, None
     y_leaves = [tree_flatten(y)[0] for y in ys]
