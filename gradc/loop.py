@@ -372,6 +372,7 @@ def _trace_step(f, init_leaves, init_tree, x_avals, x_tree, carry_avals, weak):
         trace = index.trace
         carries = [core.Tracer(v.node, trace, w) for v, w in zip(values[:len(carry_avals)], weak)]
         x = tree_unflatten(x_tree, list(values[len(carry_avals):])) if x_tree else None
+        index = core.Tracer(index.node, trace, True)     # weakly typed, as a Python int
         result = f(index, tree_unflatten(init_tree, carries), x)
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
             raise TypeError(f"gc.scan: the body must return (carry, y), got "
@@ -434,7 +435,7 @@ def _unrolled(f, init, xs, length, reverse):
     for step in range(length):
         t = length - 1 - step if reverse else step
         x = tree_unflatten(x_tree, [leaf[t] for leaf in x_leaves]) if xs is not None else None
-        carry, ys[t] = f(np.int64(t), carry, x)
+        carry, ys[t] = f(t, carry, x)
     c_leaves, c_tree = tree_flatten(carry)
     carry = tree_unflatten(c_tree, [c if type(c).__name__ == "Tensor" else np.asarray(c)
                                     for c in c_leaves])
@@ -469,7 +470,8 @@ def scan(f, init, xs=None, length=None, reverse=False):
 
 def fori_loop(lower, upper, body, init):
     """carry = body(i, carry) for i in range(lower, upper), with Python-int bounds; `i` is a traced
-    int64 scalar. One loop node, whatever the number of steps.
+    int64 scalar, weakly typed as a Python int is (`c / i` keeps c's dtype). One loop node,
+    whatever the number of steps.
 
     >>> gc.fori_loop(0, 3, lambda i, c: c * 2.0, 1.0)
     array(8.)
