@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 IN, H, B = 32, 64, 16
-RNN_T = (16, 64, 1024, 16384)
+RNN_T = (16, 64, 1024, 4096, 16384)
 UNROLLED_T = (16, 64)            # unrolling longer sequences takes minutes to trace and compile
 ODE_STEPS, ODE_DT = 1000, 0.01
 

@@ -91,8 +91,52 @@ def _neg(node, x):
     return Node(P.neg, (x,), {}, x.shape, x.dtype, node.loc, node.phase)
 
 
+def _flat_range(node):
+    """(start, stop) of a 1-D unit-step slice or unslice, else None."""
+    p = node.params
+    if len(p["starts"]) != 1 or p["steps"] != (1,):
+        return None
+    return p["starts"][0], p["stops"][0]
+
+
+def _slice_of_unslice(node):
+    """A 1-D slice of a 1-D unslice: its input for the same range, zeros for a disjoint one (the
+    cotangents of a loop node's packed outputs are built and read this way), else None."""
+    inner = node.inputs[0]
+    if inner.prim is not P.unslice or len(node.shape) != 1 or len(inner.inputs[0].shape) != 1:
+        return None
+    outer, placed = _flat_range(node), _flat_range(inner)
+    if outer is None or placed is None:
+        return None
+    if outer == placed:
+        return inner.inputs[0]
+    if outer[1] <= placed[0] or placed[1] <= outer[0]:
+        zero = _const(np.zeros((), node.dtype), node)
+        return Node(P.broadcast_to, (zero,), {"shape": node.shape}, node.shape, node.dtype,
+                    node.loc, node.phase)
+    return None
+
+
+def _slice_through_add(node):
+    """slice(a + b) -> slice(a) + slice(b) for 1-D values where a or b is an unslice (so that
+    _slice_of_unslice applies to the parts)."""
+    add = node.inputs[0]
+    parts = [Node(P.slice, (x,), node.params, node.shape, node.dtype, node.loc, node.phase)
+             for x in add.inputs]
+    return Node(P.add, tuple(parts), {}, node.shape, node.dtype, add.loc, add.phase)
+
+
+def _is_add_of_unslice(node):
+    x = node.inputs[0]
+    return (x.prim is P.add and len(node.shape) == 1 and _flat_range(node) is not None
+            and any(i.prim is P.unslice for i in x.inputs)
+            and all(i.shape == x.shape for i in x.inputs))
+
+
 # (primitive, condition on the node, replacement) — first match wins.
 RULES = [
+    (P.slice, lambda n: _slice_of_unslice(n) is not None, _slice_of_unslice),
+    (P.slice, _is_add_of_unslice, _slice_through_add),
     (P.mul, lambda n: _is_one(n.inputs[1]), lambda n: n.inputs[0]),            # x*1 -> x
     (P.mul, lambda n: _is_one(n.inputs[0]), lambda n: n.inputs[1]),            # 1*x -> x
     (P.mul, lambda n: scalar_value(n.inputs[1]) == -1, lambda n: _neg(n, n.inputs[0])),  # x*-1 -> -x

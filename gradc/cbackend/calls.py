@@ -184,6 +184,12 @@ def random_bits(em, step):
            f"(uint32_t){key}[0], (uint32_t){key}[1], s);", note=em.comment(node))
 
 
+def _operand(em, x):
+    """Where a loop node's input is: its memory, or a block of another value's (plan.folded)."""
+    base, _, offset = em.plan.folded.get(x.id, (x, False, 0))
+    return em.ptr(base) + (f" + {offset}" if offset else "")
+
+
 def scan(em, step):
     """A loop node (gc.scan): one C `for` over the steps around a call of the body's kernel (its
     own plan, lowered by the same passes: lower.loop_bodies), written before this kernel. The
@@ -209,13 +215,13 @@ def scan(em, step):
     for i, (inp, (a, b)) in enumerate(zip(node.inputs[:n_carry], body.carries)):
         t = f"{ctype(inp.dtype)} *"
         em.out(f"{t}c{i} = ({t.strip()})(sc + {a}), *n{i} = ({t.strip()})(sc + {b});", 2)
-        em.out(f"memcpy(c{i}, {em.ptr(inp)}, {inp.nbytes});", 2)
+        em.out(f"memcpy(c{i}, {_operand(em, inp)}, {inp.nbytes});", 2)
     n_args = len(graph.inputs) + n_out
     em.out("int64_t t = 0;", 2)
     em.out(f"void *a[{n_args}];", 2)
     em.out("a[0] = &t;", 2)
     for j, inp in enumerate(node.inputs[n_carry + n_xs:]):
-        em.out(f"a[{1 + n_carry + n_xs + j}] = (void *){em.ptr(inp)};", 2)
+        em.out(f"a[{1 + n_carry + n_xs + j}] = (void *)({_operand(em, inp)});", 2)
     em.out(f"for (int64_t s = 0; s < {T}; s++) {{", 2)
     em.out(f"t = {f'{T - 1} - s' if p['reverse'] else 's'};", 3)
     for i in range(n_carry):
@@ -226,7 +232,7 @@ def scan(em, step):
                    f"{graph.outputs[i].nbytes});", 3)
     for j, inp in enumerate(node.inputs[n_carry:n_carry + n_xs]):
         size = graph.inputs[1 + n_carry + j].size
-        em.out(f"a[{1 + n_carry + j}] = (void *)({em.ptr(inp)} + t * {size});", 3)
+        em.out(f"a[{1 + n_carry + j}] = (void *)({_operand(em, inp)} + t * {size});", 3)
     base = len(graph.inputs)
     for i in range(n_carry):
         em.out(f"a[{base + i}] = n{i};", 3)

@@ -50,15 +50,21 @@ def products(plan):
         if node.prim.c == "matmul" and node.inputs[1].prim.c == "transpose" \
                 and P.is_small_product(node):
             transposed_b[node.inputs[1].id] = transposed_b.get(node.inputs[1].id, 0) + 1
+    blocks = _loop_output_blocks(nodes, outputs)
     for node in nodes:
-        if P.is_flat_reshape(node) and P.is_view(node.inputs[0]):
+        if P.is_flat_reshape(node) and P.is_view(node.inputs[0]) and node.id not in blocks:
             materialized.add(node.inputs[0].id)
         if P.is_source(node) or P.is_fusible(node) or P.is_reduction(node) or P.is_view(node) \
                 or P.is_flat_reshape(node):
             continue
         for inp in node.inputs:
             operand = P._matmul_operand(inp) if node.prim.c == "matmul" else None
-            if operand is not None and transposed_b.get(inp.id, 0) < 2:
+            if operand is not None and operand[0].id in blocks:
+                base, offset = blocks[operand[0].id]
+                operand = (base, operand[1], operand[2] + offset)
+            if node.prim.c == "scan" and inp.id in blocks:
+                folded[inp.id] = (blocks[inp.id][0], False, blocks[inp.id][1])
+            elif operand is not None and transposed_b.get(inp.id, 0) < 2:
                 folded[inp.id] = operand
             elif P.is_view(inp):
                 materialized.add(inp.id)
@@ -112,6 +118,35 @@ def _product_sums(nodes, outputs):
             absorbed.update(x.id for x in node.inputs)
     roots = [n for n in nodes if n.id in terms and n.id not in absorbed]
     return {m.id: root for root in roots for m in terms[root.id]}, set(terms)
+
+
+def _loop_output_blocks(nodes, outputs):
+    """{flat reshape id: (loop node, element offset)} for the outputs of a loop node (gc.scan packs
+    them into one value) that are read where they are, by products (possibly transposed) and
+    loops only: a contiguous block of the loop node's memory, not a copy."""
+    users = {}
+    for node in nodes:
+        for inp in node.inputs:
+            users.setdefault(inp.id, []).append(node)
+
+    def read_in_place(node):
+        if node.prim.c in ("matmul", "scan"):
+            return True
+        return node.prim.c == "transpose" and node.id not in outputs and \
+            all(u.prim.c == "matmul" for u in users.get(node.id, ()))
+
+    blocks = {}
+    for node in nodes:
+        if not P.is_flat_reshape(node) or node.id in outputs:
+            continue
+        view = node.inputs[0]
+        if view.prim.c != "slice" or view.inputs[0].prim.c != "scan" or view.id in outputs:
+            continue
+        offset = P.contiguous_slice_offset(view)
+        if offset is not None and all(read_in_place(u) for u in users.get(node.id, ())) \
+                and all(u is node for u in users.get(view.id, ())):
+            blocks[node.id] = (view.inputs[0], offset)
+    return blocks
 
 
 def fusion(plan):
