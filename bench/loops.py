@@ -56,6 +56,15 @@ def best_per_call(fn, args, budget_s=1.0, batches=7):
     return best
 
 
+def rk4_step(f, y):
+    """One classical Runge-Kutta step of dy/dt = f(y) (any array namespace)."""
+    k1 = f(y)
+    k2 = f(y + ODE_DT / 2 * k1)
+    k3 = f(y + ODE_DT / 2 * k2)
+    k4 = f(y + ODE_DT * k3)
+    return y + ODE_DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
 # ---- gradc ---------------------------------------------------------------------------------------
 
 def gradc_rnn(T, unrolled=False):
@@ -85,13 +94,7 @@ def gradc_ode():
             a, b, c, d = p[0], p[1], p[2], p[3]
             return gc.stack([a * y[0] - b * y[0] * y[1], c * y[0] * y[1] - d * y[1]])
 
-        def step(i, y):
-            k1 = f(y)
-            k2 = f(y + ODE_DT / 2 * k1)
-            k3 = f(y + ODE_DT / 2 * k2)
-            k4 = f(y + ODE_DT * k3)
-            return y + ODE_DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        y = gc.fori_loop(0, ODE_STEPS, step, y0)
+        y = gc.fori_loop(0, ODE_STEPS, lambda i, y: rk4_step(f, y), y0)
         return gc.sum((y - target) ** 2)
     return gc.jit(gc.value_and_grad(rk4))
 
@@ -168,13 +171,8 @@ def jax_ode():
         def f(y):
             return jnp.stack([p[0] * y[0] - p[1] * y[0] * y[1], p[2] * y[0] * y[1] - p[3] * y[1]])
 
-        def step(i, y):
-            k1 = f(y)
-            k2 = f(y + ODE_DT / 2 * k1)
-            k3 = f(y + ODE_DT / 2 * k2)
-            k4 = f(y + ODE_DT * k3)
-            return y + ODE_DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        return jnp.sum((jax.lax.fori_loop(0, ODE_STEPS, step, y0) - target) ** 2)
+        y = jax.lax.fori_loop(0, ODE_STEPS, lambda i, y: rk4_step(f, y), y0)
+        return jnp.sum((y - target) ** 2)
     f = jax.jit(jax.value_and_grad(rk4))
     return lambda *a: jax.block_until_ready(f(*a))
 

@@ -286,3 +286,12 @@ def test_residual_stacks_are_read_in_place():
     stats = gc.jit(gc.grad(rnn_scan, argnums=(0, 1, 2))).lower(*args).compile().stats
     carry_stack = 64 * 16 * 64 * 4
     assert stats["workspace_bytes"] < 5.5 * carry_stack      # 7.1 stacks when they were copied
+
+
+def test_rk4_benchmark_gradient_equals_hand_written_adjoint():
+    from bench import loops as B
+    args = B.ode_inputs()
+    want_v, want_g = B.numpy_ode(*args)
+    got_v, got_g = B.gradc_ode()(*args)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-10)
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-8)
