@@ -10,7 +10,8 @@ denormal path, not the loop); value and gradients w.r.t. Wx, Wh, b.
 ode_rk4: 1,000 RK4 steps of a Lotka-Volterra system; gradient of a final-state loss w.r.t. its four
 parameters.
 Per call: the best of interleaved batches (the machine is shared: minimums are the stable figure).
-Cold setup: trace + compile + first call, each in a fresh process with an empty gradc cache.
+Cold setup: trace + compile + first call, each in a fresh process with an empty gradc cache (the
+first call runs all T steps, so it grows with T); trace + compile: without that first call.
 """
 import argparse
 import json
@@ -220,7 +221,11 @@ def measure(engine, workload, T, quick):
         compiled = next(iter(fn._cache.values()))
         res["workspace_bytes"] = compiled.stats["workspace_bytes"]
         res["nodes"] = compiled.stats["nodes"]
-        res["c_source_chars"] = len(fn.lower(*args).c_source)
+        res["compile_s"] = compiled.stats["compile_seconds"]       # C generation + cc + load
+        start = time.perf_counter()
+        lowered = fn.lower(*args)                                  # trace + simplify, again
+        res["trace_s"] = time.perf_counter() - start
+        res["c_source_chars"] = len(lowered.c_source)
     return res
 
 
@@ -247,7 +252,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--engines", default="gradc,unrolled,jax,torch,numpy")
     ap.add_argument("--lengths", default=",".join(map(str, RNN_T)))
-    ap.add_argument("--python", default=sys.executable, help="interpreter for the peers' runs")
+    ap.add_argument("--python", default=sys.executable, help="interpreter for the JAX runs")
+    ap.add_argument("--torch-python", default=sys.executable, help="interpreter for the torch runs")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts.one:
@@ -259,7 +265,7 @@ def main():
     for T in map(int, opts.lengths.split(",")):
         for engine in ("gradc", "unrolled", "jax", "torch"):
             if engine in engines and (engine != "unrolled" or T in UNROLLED_T):
-                python = opts.python if engine in ("jax", "torch") else sys.executable
+                python = {"jax": opts.python, "torch": opts.torch_python}.get(engine, sys.executable)
                 rows.append(run_isolated(engine, "rnn_scan", T, opts.quick, python))
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "grads"}),
                       file=sys.stderr, flush=True)
@@ -275,13 +281,13 @@ def main():
 def report(rows):
     """A markdown table: per call and cold setup, as ratios to gradc's scan in the same run."""
     print("| workload | engine | per call | vs gradc scan | cold setup | vs gradc scan | "
-          "workspace | check |")
-    print("|---|---|---|---|---|---|---|---|")
+          "trace + compile | workspace | check |")
+    print("|---|---|---|---|---|---|---|---|---|")
     base = {(r["workload"], r["T"]): r for r in rows if r["engine"] == "gradc" and "error" not in r}
     for r in rows:
         name = f"{r['workload']}[{r['T']}]"
         if "error" in r:
-            print(f"| {name} | {r['engine']} | failed: {r['error'][:60]} | | | | | |")
+            print(f"| {name} | {r['engine']} | failed: {r['error'][:60]} | | | | | | |")
             continue
         g = base.get((r["workload"], r["T"]))
         check = "-"
@@ -290,8 +296,9 @@ def report(rows):
             check = "same grads" if ok and np.isclose(r["value"], g["value"], rtol=1e-4) else "DIFFERS"
         ratio = (lambda k: f"{r[k] / g[k]:.2f}x" if g else "")
         ws = f"{r['workspace_bytes'] / 2**20:.1f} MiB" if "workspace_bytes" in r else ""
+        build = f"{r['trace_s'] + r['compile_s']:.2f} s" if "compile_s" in r else ""
         print(f"| {name} | {r['engine']} | {_us(r['per_call_s'])} | {ratio('per_call_s')} | "
-              f"{r['cold_s']:.2f} s | {ratio('cold_s')} | {ws} | {check} |")
+              f"{r['cold_s']:.2f} s | {ratio('cold_s')} | {build} | {ws} | {check} |")
 
 
 if __name__ == "__main__":
