@@ -180,7 +180,7 @@ def jax_ode():
 
 def torch_rnn(T):
     import torch
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(int(os.environ.get("GRADC_NUM_THREADS") or len(os.sched_getaffinity(0))))
 
     def run(Wx, Wh, b, xs, h0):
         Wx, Wh, b = (torch.tensor(v, requires_grad=True) for v in (Wx, Wh, b))
