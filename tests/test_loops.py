@@ -295,3 +295,32 @@ def test_rk4_benchmark_gradient_equals_hand_written_adjoint():
     got_v, got_g = B.gradc_ode()(*args)
     np.testing.assert_allclose(got_v, want_v, rtol=1e-10)
     np.testing.assert_allclose(got_g, want_g, rtol=1e-8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weight_products_reverse_scans_and_mixed_dtypes(backend):
+    """A weight used twice per step (its cotangent a sum of products, kept in a carry), a reverse
+    scan (its per-step products stacked in reverse), and carries of two dtypes (two loop nodes)."""
+    def f(W, V, xs, s):
+        def step(carry, x):
+            h, acc = carry
+            h = gc.tanh(h @ W + x @ W + (h * s) @ V)
+            return (h, acc + gc.astype(gc.sum(h), np.float32)), h
+        (h, acc), hs = gc.scan(step, (xs[0] * 0.0, np.float32(0.0)), xs, reverse=True)
+        return gc.sum(hs * hs) + gc.sum(h) + gc.astype(acc, np.float64)
+
+    def unrolled(W, V, xs, s):
+        h, acc, total = xs[0] * 0.0, np.float32(0.0), 0.0
+        for t in reversed(range(xs.shape[0])):
+            h = gc.tanh(h @ W + xs[t] @ W + (h * s) @ V)
+            acc = acc + gc.astype(gc.sum(h), np.float32)
+            total = total + gc.sum(h * h)
+        return total + gc.sum(h) + gc.astype(acc, np.float64)
+    rng = np.random.default_rng(3)
+    args = (rng.normal(size=(4, 4)) * 0.3, rng.normal(size=(4, 4)) * 0.3,
+            rng.normal(size=(7, 2, 4)), np.array(0.5))
+    np.testing.assert_allclose(gc.jit(f, backend=backend)(*args), unrolled(*args), rtol=1e-6)
+    got = gc.jit(gc.grad(f, argnums=(0, 1, 2, 3)), backend=backend)(*args)
+    want = gc.grad(unrolled, argnums=(0, 1, 2, 3))(*args)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
