@@ -217,7 +217,6 @@ def measure(engine, workload, T, quick):
            "value": float(value), "grads": [np.asarray(g).tolist() for g in
                                             (grads if isinstance(grads, tuple) else (grads,))]}
     if engine in ("gradc", "unrolled"):
-        import gradc as gc   # noqa: F401
         compiled = next(iter(fn._cache.values()))
         res["workspace_bytes"] = compiled.stats["workspace_bytes"]
         res["nodes"] = compiled.stats["nodes"]
@@ -265,7 +264,8 @@ def main():
     for T in map(int, opts.lengths.split(",")):
         for engine in ("gradc", "unrolled", "jax", "torch"):
             if engine in engines and (engine != "unrolled" or T in UNROLLED_T):
-                python = {"jax": opts.python, "torch": opts.torch_python}.get(engine, sys.executable)
+                python = {"jax": opts.python,
+                          "torch": opts.torch_python}.get(engine, sys.executable)
                 rows.append(run_isolated(engine, "rnn_scan", T, opts.quick, python))
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "grads"}),
                       file=sys.stderr, flush=True)
@@ -292,8 +292,10 @@ def report(rows):
         g = base.get((r["workload"], r["T"]))
         check = "-"
         if g is not None and r is not g:
-            ok = all(np.allclose(a, b, rtol=2e-3, atol=1e-5) for a, b in zip(r["grads"], g["grads"]))
-            check = "same grads" if ok and np.isclose(r["value"], g["value"], rtol=1e-4) else "DIFFERS"
+            ok = all(np.allclose(a, b, rtol=2e-3, atol=1e-5)
+                     for a, b in zip(r["grads"], g["grads"]))
+            ok = ok and np.isclose(r["value"], g["value"], rtol=1e-4)
+            check = "same grads" if ok else "DIFFERS"
         ratio = (lambda k: f"{r[k] / g[k]:.2f}x" if g else "")
         ws = f"{r['workspace_bytes'] / 2**20:.1f} MiB" if "workspace_bytes" in r else ""
         build = f"{r['trace_s'] + r['compile_s']:.2f} s" if "compile_s" in r else ""

@@ -10,13 +10,12 @@ Output numbers in `select`: 0..n_carry-1 the final carries, then the stacked ys 
 the stacked carries *before* each step, then *after* each step ([T, ...]: the residuals reverse
 mode reads).
 
-The JVP and VJP rules are graph code: the JVP is a scan of the body's JVP; the VJP is a reverse scan
-of the body's VJP reading the stacked carries. Both are scans again, so derivatives nest.
+The JVP and VJP rules (loop_derivatives.py) are graph code: scans of the body's JVP and VJP, so
+derivatives nest; loop_simplify.py has the simplify passes for scan nodes.
 """
 import numpy as np
 
 from . import core, interpreter, ops
-from .autodiff import backward_pass, forward_pass
 from .errors import user_location
 from .ir import Graph
 from .tree import tree_flatten, tree_unflatten
@@ -157,191 +156,6 @@ def _split(args, n_carry, n_xs):
     return list(args[:n_carry]), list(args[n_carry:n_carry + n_xs]), list(args[n_carry + n_xs:])
 
 
-def jvp(tangents, *args, body, length, reverse, n_carry, n_xs, select):
-    """A scan of the body's JVP: carries (c, dc), xs (x, dx), consts (k, dk); float values only
-    carry tangents (zeros where an input has none)."""
-    primals = args[:-1]      # args[-1] is the node's value, which the rule does not need
-    avals = [(tuple(p.shape), np.dtype(p.dtype)) for p in primals]
-    tans = [t if t is not None else _zeros(a) for t, a in zip(tangents, avals)]
-    floats = [i for i, a in enumerate(avals) if _float(a)]
-    groups = _split(range(len(primals)), n_carry, n_xs)
-    order = []       # the jvp body's inputs: each group's primals then its float tangents
-    for group in groups:
-        order += [("p", i) for i in group] + [("t", i) for i in group if i in floats]
-    body_outs = [(o.shape, o.dtype) for o in body.outputs]
-    out_order = []   # its outputs: carries then their float tangents, ys then theirs
-    for group in (range(n_carry), range(n_carry, len(body_outs))):
-        out_order += [("p", j) for j in group] + [("t", j) for j in group if _float(body_outs[j])]
-
-    def jvp_body(index, *values):
-        trace = index.trace
-        where = dict(zip(order, values))
-        outs = _lifted(trace, interpreter.replay(body, [index] + [where[("p", i)]
-                                                                 for i in range(len(primals))]))
-        seeds = {where[("p", i)].node.id: where[("t", i)] for i in floats}
-        touts = forward_pass(trace, outs, seeds)
-        result = []
-        for kind, j in out_order:
-            if kind == "p":
-                result.append(outs[j])
-            else:
-                result.append(touts[j] if touts[j] is not None else ops.zeros_like(outs[j]))
-        return result
-
-    step_avals = [(s[1:], d) if n_carry <= i < n_carry + n_xs else (s, d)
-                  for i, (s, d) in enumerate(avals)]
-    in_avals = [((), np.dtype(np.int64))] + [step_avals[i] for _, i in order]
-    graph, captured = _trace_graph(in_avals, jvp_body)
-    args = [(primals if kind == "p" else tans)[i] for kind, i in order] + captured
-    n_c = sum(1 for kind, i in order if i < n_carry)
-    n_x = sum(1 for kind, i in order if n_carry <= i < n_carry + n_xs)
-    n_out, n_new = len(body_outs), len(out_order)
-    position = {key: j for j, key in enumerate(out_order)}
-    wanted = []
-    for k in select:
-        if k < n_out:
-            wanted.append(position[("t", k)])
-        else:     # a stacked carry's tangent is the stacked tangent carry
-            kind, i = divmod(k - n_out, n_carry)
-            wanted.append(n_new + kind * n_c + position[("t", i)])
-    return pack(call(args, graph, length, reverse, n_c, n_x, wanted))
-
-
-def vjp(ct, *args, body, length, reverse, n_carry, n_xs, select):
-    """A reverse scan of the body's VJP. Its carries: the cotangents of the carries and the sums of
-    the consts' cotangents; its xs: the stacked carries (the residuals), the xs, the cotangents of
-    the ys and of the stacked carries (where selected); its ys: the cotangents of the xs."""
-    primals = args[:-1]
-    avals = [(tuple(p.shape), np.dtype(p.dtype)) for p in primals]
-    all_avals = output_avals(body, length, n_carry)
-    n_out = len(body.outputs)
-    cts = dict(zip(select, unpack(ct, [all_avals[k] for k in select])))
-    carries, xs, consts = _split(range(len(primals)), n_carry, n_xs)
-    f_carries = [i for i in carries if _float(avals[i])]
-    f_xs = [i for i in xs if _float(avals[i])]
-    f_consts = [i for i in consts if _float(avals[i])]
-    f_ys = [j for j in range(n_carry, n_out) if _float(all_avals[j])]
-    f_saved = [i for i in f_carries if n_out + i in cts]
-    f_after = [i for i in f_carries if n_out + n_carry + i in cts]
-    step_avals = [(s[1:], d) if i in xs else (s, d) for i, (s, d) in enumerate(avals)]
-    # The body's computed float outputs are stored too (the carries after each step, the ys): the
-    # reverse step reads them instead of computing them again.
-    reused = [j for j, o in enumerate(body.outputs)
-              if _float(all_avals[j]) and o.prim.kind != "source"]
-    stored = [n_out + n_carry + j if j < n_carry else j for j in reused]
-    residuals = call(primals, body, length, reverse, n_carry, n_xs,
-                     [n_out + i for i in carries] + stored)
-    residuals, outputs_stored = residuals[:n_carry], residuals[n_carry:]
-
-    def ct_of(k):
-        return cts[k] if k in cts else _zeros(all_avals[k])
-
-    xs_in = ([avals[i] for i in carries] + [(avals[i][0][1:], avals[i][1]) for i in xs]
-             + [(all_avals[j][0][1:], all_avals[j][1]) for j in f_ys]
-             + [avals[i] for i in f_saved] + [avals[i] for i in f_after]
-             + [(all_avals[k][0][1:], all_avals[k][1]) for k in stored])
-    const_in = [avals[i] for i in consts]
-    xs_args = (residuals + [primals[i] for i in xs] + [ct_of(j) for j in f_ys]
-               + [cts[n_out + i] for i in f_saved] + [cts[n_out + n_carry + i] for i in f_after]
-               + outputs_stored)
-
-    def make_body(stacked, found, sources, replace):
-        """The reverse step. A const's cotangent that is a product A^T @ B of per-step values is
-        not summed in a carry when the const is in `stacked`: A and B are stacked instead (an xs
-        already, or a new y) and multiplied once after the loop, as one GEMM over all steps."""
-        summed = [i for i in f_consts if i not in stacked]
-        n_ck = len(f_carries) + len(summed)
-
-        def vjp_body(index, *values):
-            trace = index.trace
-            values = list(values)
-            ct_c, ct_k = values[:len(f_carries)], values[len(f_carries):n_ck]
-            rest = values[n_ck:]
-            c, x = rest[:n_carry], rest[n_carry:n_carry + len(xs)]
-            ct_y = rest[n_carry + len(xs):n_carry + len(xs) + len(f_ys)]
-            at = n_carry + len(xs) + len(f_ys)
-            ct_s = rest[at:at + len(f_saved)]
-            ct_a = dict(zip(f_after, rest[at + len(f_saved):at + len(f_saved) + len(f_after)]))
-            values_out = rest[at + len(f_saved) + len(f_after):len(xs_in)]
-            k = rest[len(xs_in):]
-            outs = _lifted(trace, interpreter.replay(body, [index] + c + x + k))
-            for j, v in zip(reused, values_out):
-                if outs[j].node.prim.kind != "source":
-                    replace[outs[j].node.id] = v.node
-            seeds = {i: ops.add(a, ct_a[i]) if i in ct_a else a for i, a in zip(f_carries, ct_c)}
-            seeds.update(zip(f_ys, ct_y))
-            inputs = c + x + k
-            wrt = [inputs[i].node for i in f_carries + f_xs + f_consts]
-            grads = backward_pass(trace, [outs[j] for j in seeds], list(seeds.values()), wrt)
-            grads = [g if g is not None else _zeros(step_avals[i])
-                     for g, i in zip(grads, f_carries + f_xs + f_consts)]
-            g_c = grads[:len(f_carries)]
-            g_x = grads[len(f_carries):len(f_carries) + len(f_xs)]
-            g_k = dict(zip(f_consts, grads[len(f_carries) + len(f_xs):]))
-            saved = dict(zip(f_saved, ct_s))
-            new_c = [ops.add(g, saved[i]) if i in saved else g for g, i in zip(g_c, f_carries)]
-            new_k = [ops.add(a, g_k[i]) for a, i in zip(ct_k, summed)]
-            xs_at = {v.node.id: j for j, v in enumerate(rest[:len(xs_in)])}
-            extra = []
-            for i in f_consts:
-                pair = _product_of_steps(g_k[i], trace)
-                if pair is not None:
-                    found.add(i)
-                if i in stacked:
-                    sources[i] = [("xs", xs_at[v.node.id]) if v.node.id in xs_at
-                                  else ("y", _position(extra, v)) for v in pair]
-            return new_c + new_k + g_x + extra
-        return vjp_body, summed
-
-    in_const = [((), np.dtype(np.int64))]
-    found, sources = set(), {}
-    replace = {}
-    body_fn, _ = make_body(set(), found, sources, replace)
-    carry_in = [avals[i] for i in f_carries] + [avals[i] for i in f_consts]
-    graph, captured = _trace_graph(in_const + carry_in + xs_in + const_in, body_fn, replace)
-    if found:           # traced again with those consts' products stacked
-        replace = {}
-        body_fn, summed = make_body(found, set(), sources, replace)
-        carry_in = [avals[i] for i in f_carries] + [avals[i] for i in summed]
-        graph, captured = _trace_graph(in_const + carry_in + xs_in + const_in, body_fn, replace)
-    else:
-        summed = f_consts
-    args = ([ct_of(i) for i in f_carries] + [_zeros(avals[i]) for i in summed]
-            + xs_args + [primals[i] for i in consts] + captured)
-    n_c = len(carry_in)
-    n_extra = len(graph.outputs) - n_c - len(f_xs)
-    wanted = list(range(n_c + len(f_xs) + n_extra))
-    results = call(args, graph, length, not reverse, n_c, len(xs_in), wanted)
-    grads = dict(zip(f_carries + summed + f_xs, results[:n_c + len(f_xs)]))
-    extra = results[n_c + len(f_xs):]
-    for i in found:
-        a, b = [xs_args[j] if kind == "xs" else extra[j] for kind, j in sources[i]]
-        rows = length * a.shape[1]
-        grads[i] = ops.matmul(ops.transpose(ops.reshape(a, (rows, a.shape[2]))),
-                              ops.reshape(b, (rows, b.shape[2])))
-    return [grads.get(i) for i in range(len(primals))]
-
-
-def _product_of_steps(g, trace):
-    """(A, B) as tracers when g is A^T @ B of 2-D values (a weight's cotangent in one step), else
-    None."""
-    if not isinstance(g, core.Tracer) or g.node.prim is not core.PRIM.matmul or g.ndim != 2:
-        return None
-    left, right = g.node.inputs
-    if left.prim is not core.PRIM.transpose or left.params["perm"] != (1, 0):
-        return None
-    return core.Tracer(left.inputs[0], trace), core.Tracer(right, trace)
-
-
-def _position(extra, value):
-    """Index of value in the list of extra ys, appended once."""
-    for j, v in enumerate(extra):
-        if v.node is value.node:
-            return j
-    extra.append(value)
-    return len(extra) - 1
-
-
 # ---- the public functions ------------------------------------------------------------------------
 
 def _leaf_aval(value):
@@ -394,7 +208,8 @@ def _scan(f, init, xs, length, reverse):
     x_leaves, x_tree = tree_flatten(xs)
     x_leaves = [x if isinstance(x, core.Tracer) else ops.asarray(x) for x in x_leaves]
     length = _check_length(x_leaves, length)
-    weak = [ops._is_python_scalar(c) or (isinstance(c, core.Tracer) and c.weak) for c in init_leaves]
+    weak = [ops._is_python_scalar(c) or (isinstance(c, core.Tracer) and c.weak)
+            for c in init_leaves]
     carry_avals = [_leaf_aval(c) for c in init_leaves]
     x_avals = [(tuple(np.shape(x))[1:], np.dtype(x.dtype)) for x in x_leaves]
     x_tree = x_tree if xs is not None else None
@@ -476,7 +291,8 @@ def fori_loop(lower, upper, body, init):
     >>> gc.fori_loop(0, 3, lambda i, c: c * 2.0, 1.0)
     array(8.)
     """
-    if not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) for b in (lower, upper)):
+    if not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool)
+               for b in (lower, upper)):
         raise TypeError(f"gc.fori_loop: lower and upper must be Python ints, got "
                         f"{type(lower).__name__} and {type(upper).__name__}; for traced bounds "
                         f"use gc.scan with a fixed length and gc.where")
@@ -486,173 +302,3 @@ def fori_loop(lower, upper, body, init):
         return body(i + lower if lower else i, carry), None
     carry, _ = _loop(step, init, None, max(upper - lower, 0), False)
     return carry
-
-
-# ---- simplification ------------------------------------------------------------------------------
-
-def _key(node):
-    p = node.params
-    return (id(p["body"]), tuple(i.id for i in node.inputs), p["length"], p["reverse"],
-            p["n_carry"], p["n_xs"], node.dtype.str)
-
-
-def _offsets(params):
-    """Element offset of each selected output in a scan node's packed value."""
-    avals = output_avals(params["body"], params["length"], params["n_carry"])
-    offsets, start = {}, 0
-    for k in params["select"]:
-        offsets[k] = start
-        start += int(np.prod(avals[k][0], dtype=np.int64))
-    return offsets
-
-
-def _sizes(params):
-    avals = output_avals(params["body"], params["length"], params["n_carry"])
-    return {k: int(np.prod(avals[k][0], dtype=np.int64)) for k in params["select"]}
-
-
-def _scan_node(inputs, params, like):
-    from .ir import Node
-    shape, dtype = shape_rule(*[(i.shape, i.dtype) for i in inputs], **params)
-    return Node(core.PRIM.scan, inputs, params, shape, dtype, like.loc, like.phase)
-
-
-def _rewire(graph, replace):
-    """graph with scan nodes replaced: replace(node, inputs) -> None (kept) or (new node, {output
-    number of node: its number in the new node}). A slice reading one output of a replaced node
-    reads it from the new node; any other reader gets the old packed value, rebuilt."""
-    from .ir import Node
-    P = core.PRIM
-    new, moved = {}, {}
-
-    parts = {}
-
-    def part(node, whole, k):
-        """Output k of old scan node `node` (flat), read from its replacement `whole` (one node
-        however many read it)."""
-        if (node.id, k) not in parts:
-            parts[node.id, k] = _part(node, whole, k)
-        return parts[node.id, k]
-
-    def _part(node, whole, k):
-        size, renumber = _sizes(node.params)[k], moved[node.id]
-        if len(whole.params["select"]) == 1:
-            return Node(P.reshape, (whole,), {"shape": (size,)}, (size,), node.dtype, node.loc,
-                        node.phase)
-        start = _offsets(whole.params)[renumber[k]]
-        return Node(P.slice, (whole,), {"starts": (start,), "stops": (start + size,),
-                                        "steps": (1,)}, (size,), node.dtype, node.loc, node.phase)
-
-    def packed(node):
-        """The old node's value from its replacement (for readers other than slices)."""
-        parts = [part(node, new[node.id], k) for k in node.params["select"]]
-        if len(parts) == 1:
-            return Node(P.reshape, parts, {"shape": node.shape}, node.shape, node.dtype, node.loc,
-                        node.phase)
-        return Node(P.concatenate, parts, {"axis": 0}, node.shape, node.dtype, node.loc,
-                    node.phase)
-
-    for node in graph.nodes:
-        if not node.inputs:
-            new[node.id] = node
-            continue
-        inputs = tuple(new[i.id] for i in node.inputs)
-        result = replace(node, inputs) if node.prim is P.scan else None
-        if result is not None:
-            new[node.id], moved[node.id] = result
-            continue
-        x = node.inputs[0]
-        if node.prim is P.slice and x.id in moved and len(x.params["select"]) > 1:
-            k = {v: k for k, v in _offsets(x.params).items()}.get(node.params["starts"][0])
-            if k is not None and _sizes(x.params)[k] == node.size:
-                new[node.id] = part(x, new[x.id], k)
-                continue
-        inputs = tuple(packed(i) if i.id in moved else new[i.id] for i in node.inputs)
-        new[node.id] = node if all(a is b for a, b in zip(inputs, node.inputs)) else Node(
-            node.prim, inputs, node.params, node.shape, node.dtype, node.loc, node.phase, node.name)
-    outputs = [packed(o) if o.id in moved else new[o.id] for o in graph.outputs]
-    return Graph(graph.inputs, outputs)
-
-
-def merge_loops(graph):
-    """Scan nodes that run the same loop on the same inputs (the primal values and the residuals
-    reverse mode stores, for one) become one node selecting what all of them need."""
-    wanted = {}
-    for node in graph.nodes:
-        if node.prim is core.PRIM.scan:
-            wanted.setdefault(_key(node), set()).update(node.params["select"])
-    if all(len(w) == 1 for w in wanted.values()) and len(wanted) == sum(
-            1 for n in graph.nodes if n.prim is core.PRIM.scan):
-        return graph
-    merged = {}
-
-    def replace(node, inputs):
-        key = _key(node)
-        union = tuple(sorted(wanted.get(key, ())))
-        if key not in wanted or union == node.params["select"]:
-            return None
-        if key not in merged:
-            merged[key] = _scan_node(inputs, dict(node.params, select=union), node)
-        return merged[key], {k: k for k in node.params["select"]}
-    return _rewire(graph, replace)
-
-
-def _read_outputs(node, users):
-    """The output numbers of a packed scan node its users read (each through a slice of exactly
-    one output), or None when some user reads it otherwise."""
-    by_start = {start: k for k, start in _offsets(node.params).items()}
-    sizes = _sizes(node.params)
-    used = set()
-    for user in users:
-        k = by_start.get(user.params["starts"][0]) if user.prim is core.PRIM.slice else None
-        if k is None or user.size != sizes[k]:
-            return None
-        used.add(k)
-    return used
-
-
-def prune_loops(graph):
-    """A scan node whose returned outputs are not all read returns only the ones that are, and
-    the ys nobody reads leave its body, their computation with them (the cotangents of xs that
-    nobody differentiates, for one)."""
-    users = graph.users()
-    outputs = {o.id for o in graph.outputs}
-    plans = {}
-    for node in graph.nodes:
-        if node.prim is core.PRIM.scan and node.id not in outputs and len(node.params["select"]) > 1:
-            used = _read_outputs(node, users[node.id])
-            p = node.params
-            n_out = len(p["body"].outputs)
-            idle_ys = any(p["n_carry"] <= k < n_out and k not in (used or ())
-                          for k in range(p["n_carry"], n_out))
-            if used is None or (used == set(p["select"]) and not idle_ys):
-                used = set(p["select"])
-                if not _idle_inputs(p["body"], p["n_carry"]):
-                    continue
-            plans[node.id] = used
-
-    def replace(node, inputs):
-        if node.id not in plans:
-            return None
-        used, p = plans[node.id], node.params
-        body, n_carry = p["body"], p["n_carry"]
-        n_out = len(body.outputs)
-        kept_ys = [k for k in range(n_carry, n_out) if k in used]
-        new_body = Graph(body.inputs, body.outputs[:n_carry] + [body.outputs[k] for k in kept_ys])
-        n_new = len(new_body.outputs)
-        renumber = {k: k if k < n_carry else
-                    (n_carry + kept_ys.index(k) if k < n_out else k - n_out + n_new) for k in used}
-        idle = _idle_inputs(new_body, n_carry)      # xs and consts the body no longer reads
-        new_body = Graph([x for i, x in enumerate(new_body.inputs) if i not in idle],
-                         new_body.outputs)
-        inputs = [x for i, x in enumerate(inputs) if i + 1 not in idle]
-        n_xs = p["n_xs"] - sum(1 for i in idle if i <= n_carry + p["n_xs"])
-        params = dict(p, body=new_body, select=tuple(sorted(renumber.values())), n_xs=n_xs)
-        return _scan_node(inputs, params, node), renumber
-    return _rewire(graph, replace) if plans else graph
-
-
-def _idle_inputs(body, n_carry):
-    """Positions of the body's xs and const inputs that nothing in it reads."""
-    read = {x.id for n in body.nodes for x in n.inputs} | {o.id for o in body.outputs}
-    return {i for i, x in enumerate(body.inputs) if i > n_carry and x.id not in read}

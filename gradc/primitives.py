@@ -604,9 +604,9 @@ cholesky = define(Primitive("cholesky", "linalg", np.linalg.cholesky, _square_ru
 
 # ---- loops ---------------------------------------------------------------------------------------
 
-from . import loop as _loop   # noqa: E402  (loop.py's rules use the table above)
+from . import loop as _loop, loop_derivatives as _loop_d   # noqa: E402  (they use the table)
 
 # A loop whose body is a Graph in params (body, length, reverse, n_carry, n_xs, select): gc.scan,
 # gc.fori_loop. Its rules are graph code over the body; see loop.py.
-scan = define(Primitive("scan", "loop", _loop.impl, _loop.shape_rule, jvp=_loop.jvp, vjp=_loop.vjp,
-                        c="scan"))
+scan = define(Primitive("scan", "loop", _loop.impl, _loop.shape_rule, jvp=_loop_d.jvp,
+                        vjp=_loop_d.vjp, c="scan"))

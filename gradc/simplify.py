@@ -223,7 +223,7 @@ def dce(graph):
     return Graph(graph.inputs, graph.outputs)
 
 
-from .loop import merge_loops, prune_loops   # noqa: E402
+from .loop_simplify import merge_loops, prune_loops   # noqa: E402
 
 PASSES = [fold_constants, algebra, cse, merge_loops, prune_loops, dce]
 

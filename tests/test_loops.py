@@ -1,5 +1,6 @@
-"""gc.scan and gc.fori_loop (API.md section 9): values and derivatives equal the same loop unrolled in
-Python, on both backends and both float dtypes; the graph holds one loop node whatever the length."""
+"""gc.scan and gc.fori_loop (API.md section 9): values and derivatives equal the same loop unrolled
+in Python, on both backends and both float dtypes; the graph holds one loop node whatever the
+length."""
 import numpy as np
 import pytest
 
