@@ -80,7 +80,11 @@ def vjp(ct, *args, body, length, reverse, n_carry, n_xs, select):
     # reverse step reads them instead of computing them again.
     reused = [j for j, o in enumerate(body.outputs)
               if _float(all_avals[j]) and o.prim.kind != "source"]
-    stored = [n_out + n_carry + j if j < n_carry else j for j in reused]
+    # A carry that is also a y (`return h, h`) is stored once: its stack of ys.
+    same_y = {j: next((k for k in range(n_carry, n_out) if body.outputs[k] is body.outputs[j]),
+                      None) for j in reused if j < n_carry}
+    stored = [j if j >= n_carry else (same_y[j] if same_y[j] is not None else n_out + n_carry + j)
+              for j in reused]
     residuals = call(primals, body, length, reverse, n_carry, n_xs,
                      [n_out + i for i in carries] + stored)
     residuals, outputs_stored = residuals[:n_carry], residuals[n_carry:]
@@ -166,12 +170,37 @@ def vjp(ct, *args, body, length, reverse, n_carry, n_xs, select):
     results = call(args, graph, length, not reverse, n_c, len(xs_in), wanted)
     grads = dict(zip(f_carries + summed + f_xs, results[:n_c + len(f_xs)]))
     extra = results[n_c + len(f_xs):]
+    after = {j: v for j, v in zip(reused, outputs_stored) if j < n_carry}
     for i in found:
+        (kind_a, ja), (kind_b, jb) = sources[i]
         a, b = [xs_args[j] if kind == "xs" else extra[j] for kind, j in sources[i]]
-        rows = length * a.shape[1]
-        grads[i] = ops.matmul(ops.transpose(ops.reshape(a, (rows, a.shape[2]))),
-                              ops.reshape(b, (rows, b.shape[2])))
+        if kind_a == "xs" and ja in after and not (kind_b == "xs" and jb < n_carry):
+            grads[i] = _shifted_product(primals[ja], after[ja], b, reverse)
+        else:
+            grads[i] = _stacked_product(a, b)
     return [grads.get(i) for i in range(len(primals))]
+
+
+def _stacked_product(a, b):
+    """sum over t of a[t]^T @ b[t], as one product over the stacked rows."""
+    rows = a.shape[0] * a.shape[1]
+    return ops.matmul(ops.transpose(ops.reshape(a, (rows, a.shape[2]))),
+                      ops.reshape(b, (rows, b.shape[2])))
+
+
+def _shifted_product(init, after, b, reverse):
+    """sum over t of c_t^T @ b[t] where c_t is the carry before step t: the initial carry at the
+    first step, the carry after the step before at the others. Read from the stack of carries after
+    each step, so the loop need not store the carries before each step too."""
+    T = after.shape[0]
+    first = T - 1 if reverse else 0
+    total = ops.matmul(ops.transpose(init), ops.reshape(ops.slice_axis(b, 0, first, first + 1),
+                                                        b.shape[1:]))
+    if T == 1:
+        return total
+    carries = ops.slice_axis(after, 0, 1, T) if reverse else ops.slice_axis(after, 0, 0, T - 1)
+    steps = ops.slice_axis(b, 0, 0, T - 1) if reverse else ops.slice_axis(b, 0, 1, T)
+    return ops.add(total, _stacked_product(carries, steps))
 
 
 def _product_of_steps(g, trace):

@@ -35,6 +35,19 @@ def _scan_node(inputs, params, like):
     return Node(core.PRIM.scan, inputs, params, shape, dtype, like.loc, like.phase)
 
 
+def _within(node, reader):
+    """The output number of packed scan node `node` that the 1-D unit-step slice `reader` reads
+    wholly inside of, and the reader's start within it; None if there is none."""
+    p = reader.params
+    if reader.prim is not core.PRIM.slice or p["steps"] != (1,) or len(p["starts"]) != 1:
+        return None
+    start, sizes = p["starts"][0], _sizes(node.params)
+    for k, offset in _offsets(node.params).items():
+        if offset <= start and start + reader.size <= offset + sizes[k]:
+            return k, start - offset
+    return None
+
+
 def _rewire(graph, replace):
     """graph with scan nodes replaced: replace(node, inputs) -> None (kept) or (new node, {output
     number of node: its number in the new node}). A slice reading one output of a replaced node
@@ -80,11 +93,15 @@ def _rewire(graph, replace):
             new[node.id], moved[node.id] = result
             continue
         x = node.inputs[0]
-        if node.prim is P.slice and x.id in moved and len(x.params["select"]) > 1:
-            k = {v: k for k, v in _offsets(x.params).items()}.get(node.params["starts"][0])
-            if k is not None and _sizes(x.params)[k] == node.size:
-                new[node.id] = part(x, new[x.id], k)
-                continue
+        found = _within(x, node) if x.id in moved and len(x.params["select"]) > 1 else None
+        if found is not None:
+            (k, start), whole = found, part(x, new[x.id], found[0])
+            if (start, node.size) != (0, whole.size):      # a part of one output
+                whole = Node(P.slice, (whole,), {"starts": (start,), "stops": (start + node.size,),
+                                                 "steps": (1,)}, node.shape, node.dtype, node.loc,
+                             node.phase)
+            new[node.id] = whole
+            continue
         inputs = tuple(packed(i) if i.id in moved else new[i.id] for i in node.inputs)
         new[node.id] = node if all(a is b for a, b in zip(inputs, node.inputs)) else Node(
             node.prim, inputs, node.params, node.shape, node.dtype, node.loc, node.phase, node.name)
@@ -116,16 +133,14 @@ def merge_loops(graph):
 
 
 def _read_outputs(node, users):
-    """The output numbers of a packed scan node its users read (each through a slice of exactly
-    one output), or None when some user reads it otherwise."""
-    by_start = {start: k for k, start in _offsets(node.params).items()}
-    sizes = _sizes(node.params)
+    """The output numbers of a packed scan node its users read (each through a slice within one
+    output), or None when some user reads it otherwise."""
     used = set()
     for user in users:
-        k = by_start.get(user.params["starts"][0]) if user.prim is core.PRIM.slice else None
-        if k is None or user.size != sizes[k]:
+        found = _within(node, user)
+        if found is None:
             return None
-        used.add(k)
+        used.add(found[0])
     return used
 
 

@@ -126,6 +126,44 @@ def _slice_through_add(node):
     return Node(P.add, tuple(parts), {}, node.shape, node.dtype, add.loc, add.phase)
 
 
+def _leading_block(node):
+    """The element offset of a unit-step slice along the first axis that keeps the other axes
+    whole (one contiguous block of its input), else None."""
+    x, p = node.inputs[0], node.params
+    if not x.shape or p["steps"][0] != 1 or node.shape[1:] != x.shape[1:]:
+        return None
+    return p["starts"][0] * int(np.prod(x.shape[1:], dtype=np.int64))
+
+
+def _slice_of_flat(node):
+    """A slice that is one contiguous block of a reshaped 1-D value: one 1-D slice of that value,
+    reshaped (slices of slices of a loop node's packed outputs, read in place by the C backend)."""
+    inner = node.inputs[0]
+    if inner.prim is not P.reshape or len(inner.inputs[0].shape) != 1 or node.size == 0:
+        return None
+    offset = _leading_block(node)
+    if offset is None:
+        return None
+    flat = inner.inputs[0]
+    if flat.prim is P.slice and _flat_range(flat) is not None:    # compose with the 1-D slice
+        offset, flat = offset + flat.params["starts"][0], flat.inputs[0]
+    part = Node(P.slice, (flat,), {"starts": (offset,), "stops": (offset + node.size,),
+                                   "steps": (1,)}, (node.size,), node.dtype, node.loc, node.phase)
+    return Node(P.reshape, (part,), {"shape": node.shape}, node.shape, node.dtype, node.loc,
+                node.phase)
+
+
+def _slice_of_slice(node):
+    """A 1-D unit-step slice of a 1-D unit-step slice: one slice."""
+    inner = node.inputs[0]
+    if inner.prim is not P.slice or _flat_range(node) is None or _flat_range(inner) is None:
+        return None
+    start = node.params["starts"][0] + inner.params["starts"][0]
+    return Node(P.slice, inner.inputs, {"starts": (start,), "stops": (start + node.size,),
+                                        "steps": (1,)}, node.shape, node.dtype, node.loc,
+                node.phase)
+
+
 def _is_add_of_unslice(node):
     x = node.inputs[0]
     return (x.prim is P.add and len(node.shape) == 1 and _flat_range(node) is not None
@@ -137,6 +175,9 @@ def _is_add_of_unslice(node):
 RULES = [
     (P.slice, lambda n: _slice_of_unslice(n) is not None, _slice_of_unslice),
     (P.slice, _is_add_of_unslice, _slice_through_add),
+    (P.slice, lambda n: n.inputs[0].prim is P.reshape and _slice_of_flat(n) is not None,
+     _slice_of_flat),
+    (P.slice, lambda n: _slice_of_slice(n) is not None, _slice_of_slice),
     (P.mul, lambda n: _is_one(n.inputs[1]), lambda n: n.inputs[0]),            # x*1 -> x
     (P.mul, lambda n: _is_one(n.inputs[0]), lambda n: n.inputs[1]),            # 1*x -> x
     (P.mul, lambda n: scalar_value(n.inputs[1]) == -1, lambda n: _neg(n, n.inputs[0])),  # x*-1 -> -x
