@@ -130,7 +130,8 @@ def _leading_block(node):
     """The element offset of a unit-step slice along the first axis that keeps the other axes
     whole (one contiguous block of its input), else None."""
     x, p = node.inputs[0], node.params
-    if not x.shape or p["steps"][0] != 1 or node.shape[1:] != x.shape[1:]:
+    if not x.shape or any(step != 1 for step in p["steps"]) or any(p["starts"][1:]) \
+            or node.shape[1:] != x.shape[1:]:
         return None
     return p["starts"][0] * int(np.prod(x.shape[1:], dtype=np.int64))
 

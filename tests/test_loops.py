@@ -325,3 +325,22 @@ def test_weight_products_reverse_scans_and_mixed_dtypes(backend):
     want = gc.grad(unrolled, argnums=(0, 1, 2, 3))(*args)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slice_folding_rules_keep_values(backend):
+    """The simplify rules that let loop outputs be read in place (slices of flat reshapes, of
+    slices, of unslices) apply only where they are exact."""
+    def f(x):
+        r = gc.reshape(x, (4, 6))
+        u = gc.concatenate([x[:5] * 2.0, x[5:]])          # its gradient: unslices added
+        return r[1:3, ::-1], r[1:3], r[1:3, 2:], x[2:20][3:9], u[4:7]
+    x = np.arange(24.0)
+    r = x.reshape(4, 6)
+    want = (r[1:3, ::-1], r[1:3], r[1:3, 2:], x[5:11], np.concatenate([x[:5] * 2, x[5:]])[4:7])
+    for got, w in zip(gc.jit(f, backend=backend)(x), want):
+        np.testing.assert_array_equal(got, w)
+    g = gc.jit(gc.grad(lambda x: gc.sum(f(x)[4] ** 2)), backend=backend)(x)
+    np.testing.assert_allclose(g, np.where(np.arange(24) == 4, 2 * 2 * 8.0, 0)
+                               + np.where((np.arange(24) >= 5) & (np.arange(24) < 7),
+                                          2 * np.arange(24.0), 0))
