@@ -97,8 +97,11 @@ def _rewire(graph, replace):
         if found is not None:
             (k, start), whole = found, part(x, new[x.id], found[0])
             if (start, node.size) != (0, whole.size):      # a part of one output
-                whole = Node(P.slice, (whole,), {"starts": (start,), "stops": (start + node.size,),
-                                                 "steps": (1,)}, node.shape, node.dtype, node.loc,
+                base = whole
+                if whole.prim is P.slice:                  # one slice of the loop node
+                    base, start = whole.inputs[0], whole.params["starts"][0] + start
+                whole = Node(P.slice, (base,), {"starts": (start,), "stops": (start + node.size,),
+                                                "steps": (1,)}, node.shape, node.dtype, node.loc,
                              node.phase)
             new[node.id] = whole
             continue
