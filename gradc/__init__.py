@@ -17,6 +17,7 @@ from .dtypes import Spec
 from .eager import Tensor, no_grad, tensor
 from .errors import (CheckError, CompileError, ConcretizationError, GradientCheckError,
                      GradientHazardWarning, NonFiniteError, ShapeError)
+from .loop import fori_loop, scan
 from .jit import Compiled, Jitted, Lowered, jit
 from .hazards import lint
 from .crosscheck import check
@@ -45,6 +46,8 @@ __all__ = [
     # derivatives and pytrees
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "check_grad", "GradCheckReport",
     "stop_gradient", "tree_map", "tree_flatten", "tree_unflatten", "tree_leaves",
+    # loops that stay loops
+    "scan", "fori_loop",
     # operations
     "abs", "add", "argmax", "argmin", "astype", "broadcast_to", "clip", "concatenate", "cos",
     "divide", "dot", "equal", "exp", "expand_dims", "expm1", "greater", "greater_equal", "less",

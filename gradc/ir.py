@@ -134,6 +134,9 @@ class Graph:
             args = " ".join(names[i.id] for i in node.inputs)
             stmt = f"    {names[node.id]}:{node.type_str} = {rhs}{' ' + args if args else ''}"
             lines.append(f"{stmt:<56} # {node.loc}")
+            for param in node.params.values():     # a loop's body, printed once inside it
+                if isinstance(param, Graph):
+                    lines += ["        " + line for line in param.as_text().splitlines()]
         lines.append("  in (" + ", ".join(names[n.id] for n in self.outputs) + ") }")
         return "\n".join(lines)
 
@@ -189,7 +192,8 @@ def _letters(i):
 
 
 def _format_params(node):
-    shown = {k: v for k, v in node.params.items() if k not in ("index",)}
+    shown = {k: ("{...}" if isinstance(v, Graph) else v) for k, v in node.params.items()
+             if k not in ("index",)}
     if node.prim.name == "const":
         value = node.params["value"]
         return f"[{value.item()!r}]" if value.size == 1 else f"[array {value.shape}]"

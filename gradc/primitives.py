@@ -600,3 +600,13 @@ def _cholesky_vjp(ct, a, out):
 cholesky = define(Primitive("cholesky", "linalg", np.linalg.cholesky, _square_rule("cholesky"),
                             jvp=_cholesky_jvp, vjp=_cholesky_vjp, c="gradc_cholesky",
                             extra={"call_args": _batch_n}))
+
+
+# ---- loops ---------------------------------------------------------------------------------------
+
+from . import loop as _loop, loop_derivatives as _loop_d   # noqa: E402  (they use the table)
+
+# A loop whose body is a Graph in params (body, length, reverse, n_carry, n_xs, select): gc.scan,
+# gc.fori_loop. Its rules are graph code over the body; see loop.py.
+scan = define(Primitive("scan", "loop", _loop.impl, _loop.shape_rule, jvp=_loop_d.jvp,
+                        vjp=_loop_d.vjp, c="scan"))

@@ -52,8 +52,8 @@ def _fold_uniform(node):
 
 def fold_constants(graph):
     def visit(node):
-        if node.prim.kind == "source" or not node.inputs:
-            return node
+        if node.prim.kind in ("source", "loop") or not node.inputs:
+            return node     # NOTE: a loop on constants still runs when called, not when simplified
         if node.prim.kind in ELEMENTWISE and not all(i.prim is P.const for i in node.inputs):
             return _fold_uniform(node)
         if not all(i.prim is P.const for i in node.inputs):
@@ -91,8 +91,94 @@ def _neg(node, x):
     return Node(P.neg, (x,), {}, x.shape, x.dtype, node.loc, node.phase)
 
 
+def _flat_range(node):
+    """(start, stop) of a 1-D unit-step slice or unslice, else None."""
+    p = node.params
+    if len(p["starts"]) != 1 or p["steps"] != (1,):
+        return None
+    return p["starts"][0], p["stops"][0]
+
+
+def _slice_of_unslice(node):
+    """A 1-D slice of a 1-D unslice: its input for the same range, zeros for a disjoint one (the
+    cotangents of a loop node's packed outputs are built and read this way), else None."""
+    inner = node.inputs[0]
+    if inner.prim is not P.unslice or len(node.shape) != 1 or len(inner.inputs[0].shape) != 1:
+        return None
+    outer, placed = _flat_range(node), _flat_range(inner)
+    if outer is None or placed is None:
+        return None
+    if outer == placed:
+        return inner.inputs[0]
+    if outer[1] <= placed[0] or placed[1] <= outer[0]:
+        zero = _const(np.zeros((), node.dtype), node)
+        return Node(P.broadcast_to, (zero,), {"shape": node.shape}, node.shape, node.dtype,
+                    node.loc, node.phase)
+    return None
+
+
+def _slice_through_add(node):
+    """slice(a + b) -> slice(a) + slice(b) for 1-D values where a or b is an unslice (so that
+    _slice_of_unslice applies to the parts)."""
+    add = node.inputs[0]
+    parts = [Node(P.slice, (x,), node.params, node.shape, node.dtype, node.loc, node.phase)
+             for x in add.inputs]
+    return Node(P.add, tuple(parts), {}, node.shape, node.dtype, add.loc, add.phase)
+
+
+def _leading_block(node):
+    """The element offset of a unit-step slice along the first axis that keeps the other axes
+    whole (one contiguous block of its input), else None."""
+    x, p = node.inputs[0], node.params
+    if not x.shape or any(step != 1 for step in p["steps"]) or any(p["starts"][1:]) \
+            or node.shape[1:] != x.shape[1:]:
+        return None
+    return p["starts"][0] * int(np.prod(x.shape[1:], dtype=np.int64))
+
+
+def _slice_of_flat(node):
+    """A slice that is one contiguous block of a reshaped 1-D value: one 1-D slice of that value,
+    reshaped (slices of slices of a loop node's packed outputs, read in place by the C backend)."""
+    inner = node.inputs[0]
+    if inner.prim is not P.reshape or len(inner.inputs[0].shape) != 1 or node.size == 0:
+        return None
+    offset = _leading_block(node)
+    if offset is None:
+        return None
+    flat = inner.inputs[0]
+    if flat.prim is P.slice and _flat_range(flat) is not None:    # compose with the 1-D slice
+        offset, flat = offset + flat.params["starts"][0], flat.inputs[0]
+    part = Node(P.slice, (flat,), {"starts": (offset,), "stops": (offset + node.size,),
+                                   "steps": (1,)}, (node.size,), node.dtype, node.loc, node.phase)
+    return Node(P.reshape, (part,), {"shape": node.shape}, node.shape, node.dtype, node.loc,
+                node.phase)
+
+
+def _slice_of_slice(node):
+    """A 1-D unit-step slice of a 1-D unit-step slice: one slice."""
+    inner = node.inputs[0]
+    if inner.prim is not P.slice or _flat_range(node) is None or _flat_range(inner) is None:
+        return None
+    start = node.params["starts"][0] + inner.params["starts"][0]
+    return Node(P.slice, inner.inputs, {"starts": (start,), "stops": (start + node.size,),
+                                        "steps": (1,)}, node.shape, node.dtype, node.loc,
+                node.phase)
+
+
+def _is_add_of_unslice(node):
+    x = node.inputs[0]
+    return (x.prim is P.add and len(node.shape) == 1 and _flat_range(node) is not None
+            and any(i.prim is P.unslice for i in x.inputs)
+            and all(i.shape == x.shape for i in x.inputs))
+
+
 # (primitive, condition on the node, replacement) — first match wins.
 RULES = [
+    (P.slice, lambda n: _slice_of_unslice(n) is not None, _slice_of_unslice),
+    (P.slice, _is_add_of_unslice, _slice_through_add),
+    (P.slice, lambda n: n.inputs[0].prim is P.reshape and _slice_of_flat(n) is not None,
+     _slice_of_flat),
+    (P.slice, lambda n: _slice_of_slice(n) is not None, _slice_of_slice),
     (P.mul, lambda n: _is_one(n.inputs[1]), lambda n: n.inputs[0]),            # x*1 -> x
     (P.mul, lambda n: _is_one(n.inputs[0]), lambda n: n.inputs[1]),            # 1*x -> x
     (P.mul, lambda n: scalar_value(n.inputs[1]) == -1, lambda n: _neg(n, n.inputs[0])),  # x*-1 -> -x
@@ -179,7 +265,9 @@ def dce(graph):
     return Graph(graph.inputs, graph.outputs)
 
 
-PASSES = [fold_constants, algebra, cse, dce]
+from .loop_simplify import merge_loops, prune_loops   # noqa: E402
+
+PASSES = [fold_constants, algebra, cse, merge_loops, prune_loops, dce]
 
 
 def simplify(graph, max_rounds=6):

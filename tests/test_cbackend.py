@@ -1228,6 +1228,9 @@ def _warning_cases():
             (f"random_{name}", lambda x, key: (gc.random.split(key)[1],
                                                x * gc.random.uniform(key, x.shape, dt)),
              (_f(4, dt), gc.random.key(5))),
+            (f"scan_{name}", vg(lambda x, w: gc.sum(gc.scan(lambda h, xt: (gc.tanh(h @ w + xt), h),
+                                                            x[0], x)[1]), argnums=(0, 1)),
+             (gc.Spec((6, 2, 3), dt), gc.Spec((3, 3), dt))),
         ]
         for idt in (np.int32, np.int64):
             cases.append((f"int_{np.dtype(idt).name}_{name}", _int_ops,

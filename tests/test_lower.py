@@ -24,7 +24,8 @@ def node_named(graph, prim):
 
 def test_pass_list_is_ordered_and_named():
     assert [p.__name__ for p in L.PASSES] == ["batch_split", "products", "fusion", "loop_merging",
-                                              "storage", "memory", "schedule", "outlining"]
+                                              "storage", "memory", "loop_bodies", "schedule",
+                                              "outlining"]
 
 
 def test_products_fold_a_transposed_operand_read_only_by_products():

@@ -904,7 +904,28 @@ OPS = [
        lambda r: (normal(r, M, K),)),
     op("const_mask_2d_index", lambda x: x[MASK_2D], lambda x: x[MASK_2D],
        lambda r: (normal(r, M, K),)),
+    # ---- loops (gc.scan, gc.fori_loop): one loop node, its body traced once
+    op("scan", lambda x, w: gc.scan(lambda h, xt: (gc.tanh(h @ w + xt), h * xt),
+                                    gc.zeros_like(x[0]), x)[1],
+       lambda x, w: np_scan_ys(x, w), lambda r: (normal(r, 5, K), 0.5 * normal(r, K, K)), (0, 1)),
+    op("fori_loop", lambda x: gc.fori_loop(1, 4, lambda i, c: gc.sin(c) * x + c / i, x),
+       lambda x: np_fori(x), lambda r: (normal(r, M, K),)),
 ]
+
+
+def np_scan_ys(x, w):
+    h, ys = np.zeros_like(x[0]), []
+    for xt in x:
+        ys.append(h * xt)
+        h = np.tanh(h @ w + xt)
+    return np.stack(ys)
+
+
+def np_fori(x):
+    c = x
+    for i in range(1, 4):
+        c = np.sin(c) * x + c / i
+    return c
 
 
 def at(x):

@@ -184,5 +184,76 @@ def random_bits(em, step):
            f"(uint32_t){key}[0], (uint32_t){key}[1], s);", note=em.comment(node))
 
 
+def _operand(em, x):
+    """Where a loop node's input is: its memory, or a block of another value's (plan.folded)."""
+    base, _, offset = em.plan.folded.get(x.id, (x, False, 0))
+    return em.ptr(base) + (f" + {offset}" if offset else "")
+
+
+def scan(em, step):
+    """A loop node (gc.scan): one C `for` over the steps around a call of the body's kernel (its
+    own plan, lowered by the same passes: lower.loop_bodies), written before this kernel. The
+    carries live in scratch, current and next swapped each step; per-step outputs are written by
+    the body straight into their [T, ...] place in the node's memory; stacked carries (residuals
+    of reverse mode) are copied there before each step."""
+    from ..ir import _letters
+    from .emit import generate
+    node, body = step.node, em.plan.bodies[step.index]
+    p = node.params
+    graph, T, n_carry, n_xs = p["body"], p["length"], p["n_carry"], p["n_xs"]
+    n_out = len(graph.outputs)
+    fn = f"{em.name}_loop{step.index}"
+    text, kernels = generate(body.plan, fn, {n.id: _letters(i) for i, n in enumerate(graph.nodes)},
+                             static=True)
+    em.helpers.append(f"/* the body of {em.names[node.id]} = scan ({node.loc}) */\n{text}")
+    em.kernels += kernels
+    out = em.ptr(node)
+    em.note(f"{em.names[node.id]} = scan over {T} steps{' in reverse' if p['reverse'] else ''}, "
+            f"the body in {fn}  ({node.loc})")
+    em.out("{")
+    em.out(f"char *sc = ws + {body.scratch};", 2)
+    for i, (inp, (a, b)) in enumerate(zip(node.inputs[:n_carry], body.carries)):
+        t = f"{ctype(inp.dtype)} *"
+        em.out(f"{t}c{i} = ({t.strip()})(sc + {a}), *n{i} = ({t.strip()})(sc + {b});", 2)
+        em.out(f"memcpy(c{i}, {_operand(em, inp)}, {inp.nbytes});", 2)
+    n_args = len(graph.inputs) + n_out
+    em.out("int64_t t = 0;", 2)
+    em.out(f"void *a[{n_args}];", 2)
+    em.out("a[0] = &t;", 2)
+    for j, inp in enumerate(node.inputs[n_carry + n_xs:]):
+        em.out(f"a[{1 + n_carry + n_xs + j}] = (void *)({_operand(em, inp)});", 2)
+    em.out(f"for (int64_t s = 0; s < {T}; s++) {{", 2)
+    em.out(f"t = {f'{T - 1} - s' if p['reverse'] else 's'};", 3)
+    for i in range(n_carry):
+        em.out(f"a[{1 + i}] = c{i};", 3)
+        if n_out + i in body.placed:
+            size = graph.outputs[i].size
+            em.out(f"memcpy({out} + {body.placed[n_out + i]} + t * {size}, c{i}, "
+                   f"{graph.outputs[i].nbytes});", 3)
+    for j, inp in enumerate(node.inputs[n_carry:n_carry + n_xs]):
+        size = graph.inputs[1 + n_carry + j].size
+        em.out(f"a[{1 + n_carry + j}] = (void *)({_operand(em, inp)} + t * {size});", 3)
+    base = len(graph.inputs)
+    for i in range(n_carry):
+        em.out(f"a[{base + i}] = n{i};", 3)
+    for k in range(n_carry, n_out):
+        where = (f"sc + {body.dropped[k]}" if k in body.dropped else
+                 f"{out} + {body.placed[k]} + t * {graph.outputs[k].size}")
+        em.out(f"a[{base + k}] = (void *)({where});", 3)
+    em.out(f"if ((rc = {fn}(a, sc + {body.work}))) return rc;", 3)
+    for i, inp in enumerate(node.inputs[:n_carry]):
+        t = f"{ctype(inp.dtype)} *"
+        em.out(f"{{ {t}swap = c{i}; c{i} = n{i}; n{i} = swap; }}", 3)
+        if n_out + n_carry + i in body.placed:      # the carries after each step
+            size = graph.outputs[i].size
+            em.out(f"memcpy({out} + {body.placed[n_out + n_carry + i]} + t * {size}, c{i}, "
+                   f"{graph.outputs[i].nbytes});", 3)
+    em.out("}", 2)
+    for i in range(n_carry):
+        if i in body.placed:
+            em.out(f"memcpy({out} + {body.placed[i]}, c{i}, {graph.outputs[i].nbytes});", 2)
+    em.out("}")
+
+
 CALLS = {"matmul": matmul, "gather": gather, "scatter_add": scatter_add, "unslice": unslice,
-         "concatenate": concatenate, "argmax": argmax, "random_bits": random_bits}
+         "concatenate": concatenate, "argmax": argmax, "random_bits": random_bits, "scan": scan}

@@ -32,6 +32,7 @@ class Emitter:
         self.consts = passed_consts(self.graph)
         self.jits = {}                   # "f"/"d" -> {GEMM shape: slot in the kernel's JIT table}
         self.step = None                 # (pointers, locals) numbered in the step being written
+        self.helpers = []                # C functions steps call, written before the kernel
 
     # ---- lines, pointers and locals --------------------------------------------------------------
     def out(self, code, indent=1, note=""):
@@ -120,9 +121,12 @@ class Emitter:
         self.out("char *ws = (char *)work;")
         self.out("int rc = GRADC_OK;")
         self.out("(void)ws; (void)rc;")
+        read = {x.id for n in g.nodes for x in n.inputs} | {o.id for o in g.outputs}
         for i, node in enumerate(g.inputs):
             self.declare(node, f"p_{self.names[node.id]}", f"const {ctype(node.dtype)} *", f"args[{i}]",
                          f"input {node.name or i}: {node.type_str}")
+            if node.id not in read:
+                self.out(f"(void)p_{self.names[node.id]};", note="not read (a loop's index, ...)")
         for j, node in enumerate(self.consts):
             self.declare(node, f"p_{self.names[node.id]}", f"const {ctype(node.dtype)} *",
                          f"args[{n_in + j}]", f"constant {node.type_str} ({node.loc})")
@@ -155,7 +159,7 @@ class Emitter:
             blocks.append(self._template(None, lambda _, i=i, node=node: self.emit_copy(i, node)))
         functions, body = self._outline(blocks)
         lines = header + body + ["    return GRADC_OK;", "}"]
-        return "\n\n".join(self.jit_table() + functions + ["\n".join(lines)])
+        return "\n\n".join(self.jit_table() + self.helpers + functions + ["\n".join(lines)])
 
     def _emit_step(self, step):
         if isinstance(step, P.Loop):

@@ -8,6 +8,7 @@ the plan after each. Emission (emit.py) then walks the final plan and decides no
   loop_merging  loops of one domain merge into the earliest loop after what they read
   storage       which values need memory, which outputs are written in place
   memory        workspace offsets, reused by liveness
+  loop_bodies   a loop node's body lowered by these passes, its scratch after the workspace
   schedule      threads and blocking: flat loops, accumulators, per-thread sums, product blocks
   outlining     steps that repeat (an unrolled loop's body) share one C function
 """
@@ -26,6 +27,8 @@ from .stack import stacked_sums
 def batch_split(plan):
     """A graph independent across the rows of its batch is lowered as one block's graph; the
     driver (emit.split_driver) runs a block per thread."""
+    if any(n.prim.c == "scan" for n in plan.graph.nodes):
+        return plan      # TODO: split a loop's batch (its body's rows) too
     split = split_module.choose(plan.graph, plan.threads)
     if split is None:
         return plan
@@ -47,15 +50,21 @@ def products(plan):
         if node.prim.c == "matmul" and node.inputs[1].prim.c == "transpose" \
                 and P.is_small_product(node):
             transposed_b[node.inputs[1].id] = transposed_b.get(node.inputs[1].id, 0) + 1
+    blocks = _loop_output_blocks(nodes, outputs)
     for node in nodes:
-        if P.is_flat_reshape(node) and P.is_view(node.inputs[0]):
+        if P.is_flat_reshape(node) and P.is_view(node.inputs[0]) and node.id not in blocks:
             materialized.add(node.inputs[0].id)
         if P.is_source(node) or P.is_fusible(node) or P.is_reduction(node) or P.is_view(node) \
                 or P.is_flat_reshape(node):
             continue
         for inp in node.inputs:
             operand = P._matmul_operand(inp) if node.prim.c == "matmul" else None
-            if operand is not None and transposed_b.get(inp.id, 0) < 2:
+            if operand is not None and operand[0].id in blocks:
+                base, offset = blocks[operand[0].id]
+                operand = (base, operand[1], operand[2] + offset)
+            if node.prim.c == "scan" and inp.id in blocks:
+                folded[inp.id] = (blocks[inp.id][0], False, blocks[inp.id][1])
+            elif operand is not None and transposed_b.get(inp.id, 0) < 2:
                 folded[inp.id] = operand
             elif P.is_view(inp):
                 materialized.add(inp.id)
@@ -109,6 +118,35 @@ def _product_sums(nodes, outputs):
             absorbed.update(x.id for x in node.inputs)
     roots = [n for n in nodes if n.id in terms and n.id not in absorbed]
     return {m.id: root for root in roots for m in terms[root.id]}, set(terms)
+
+
+def _loop_output_blocks(nodes, outputs):
+    """{flat reshape id: (loop node, element offset)} for the outputs of a loop node (gc.scan packs
+    them into one value) that are read where they are, by products (possibly transposed) and
+    loops only: a contiguous block of the loop node's memory, not a copy."""
+    users = {}
+    for node in nodes:
+        for inp in node.inputs:
+            users.setdefault(inp.id, []).append(node)
+
+    def read_in_place(node):
+        if node.prim.c in ("matmul", "scan"):
+            return True
+        return node.prim.c == "transpose" and node.id not in outputs and \
+            all(u.prim.c == "matmul" for u in users.get(node.id, ()))
+
+    blocks = {}
+    for node in nodes:
+        if not P.is_flat_reshape(node) or node.id in outputs:
+            continue
+        view = node.inputs[0]
+        if view.prim.c != "slice" or view.inputs[0].prim.c != "scan" or view.id in outputs:
+            continue
+        offset = P.contiguous_slice_offset(view)
+        if offset is not None and all(read_in_place(u) for u in users.get(node.id, ())) \
+                and all(u is node for u in users.get(view.id, ())):
+            blocks[node.id] = (view.inputs[0], offset)
+    return blocks
 
 
 def fusion(plan):
@@ -248,6 +286,40 @@ def memory(plan):
     return dataclasses.replace(plan, offsets=offsets, workspace_bytes=top)
 
 
+def loop_bodies(plan):
+    """Each loop node's body lowered by these same passes (nested loops too) into a LoopBody; the
+    scratch each needs (its carries, its body's workspace) goes after the workspace, shared by
+    all loops (they run one after another)."""
+    bodies, top, largest = {}, P.aligned(plan.workspace_bytes), 0
+    for step in plan.steps:
+        if not (isinstance(step, Call) and step.node.prim.c == "scan"):
+            continue
+        node, params = step.node, step.node.params
+        body = params["body"]
+        inner = lower(body, plan.threads, [p for p in PASSES if p is not batch_split])
+        n_carry, n_out = params["n_carry"], len(body.outputs)
+        offset, carries, dropped = 0, [], {}
+        for out in body.outputs[:n_carry]:
+            carries.append((offset, offset + P.aligned(out.nbytes)))
+            offset += 2 * P.aligned(out.nbytes)
+        for k in range(n_carry, n_out):
+            if k not in params["select"]:
+                dropped[k] = offset
+                offset += P.aligned(body.outputs[k].nbytes)
+        placed, start = {}, 0
+        from ..loop import output_avals
+        avals = output_avals(body, params["length"], n_carry)
+        for k in params["select"]:
+            placed[k] = start
+            start += int(np.prod(avals[k][0], dtype=np.int64))
+        size = offset + P.aligned(inner.workspace_bytes)
+        bodies[step.index] = P.LoopBody(inner, top, carries, dropped, offset, placed, size)
+        largest = max(largest, size)
+    if not bodies:
+        return plan
+    return dataclasses.replace(plan, bodies=bodies, workspace_bytes=top + largest)
+
+
 def _touched(node, plan):
     """Stored nodes a read of `node` touches, through folded operands, views and aliases."""
     if node.id in plan.folded:
@@ -305,7 +377,8 @@ def outlining(plan):
     return dataclasses.replace(plan, outlined=outlined)
 
 
-PASSES = [batch_split, products, fusion, loop_merging, storage, memory, schedule, outlining]
+PASSES = [batch_split, products, fusion, loop_merging, storage, memory, loop_bodies, schedule,
+          outlining]
 
 
 def lower(graph, threads=1, passes=PASSES):

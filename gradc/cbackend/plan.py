@@ -152,6 +152,7 @@ class Plan:
     workspace_bytes: int = 0
     spread: set = field(default_factory=set)        # ids of values written by all threads
     outlined: dict = field(default_factory=dict)    # step index -> its repeated-step signature
+    bodies: dict = field(default_factory=dict)      # step index of a loop node -> its LoopBody
 
     def as_text(self):
         """The plan, one step a line: what runs, on how many threads, where values live."""
@@ -194,6 +195,10 @@ class Plan:
                 functions.setdefault(key, len(functions))
                 text += f"  -> outlined step{functions[key]}"
             lines.append(f"  {step.index:>3}: {text}")
+            if step.index in self.bodies:          # a loop's body: its own plan, run per step
+                body = self.bodies[step.index]
+                lines.append(f"       body, scratch ws+{body.scratch} ({body.size} bytes):")
+                lines += ["       " + line for line in body.plan.as_text().splitlines()]
         where = []
         for node in self.graph.nodes:
             if node.id in self.output_of:
@@ -203,6 +208,23 @@ class Plan:
         if where:
             lines.append("  memory: " + " ".join(where))
         return "\n".join(lines)
+
+
+@dataclass
+class LoopBody:
+    """A loop node's body (gc.scan), lowered by the same passes into its own Plan; its step runs
+    the body's kernel once per iteration. Scratch memory, at byte `scratch` of the workspace: the
+    carries twice (`carries`: (current, next) offsets, swapped each step), a slot for each per-step
+    output the node does not return (`dropped`: output number -> offset; rewritten each step), and
+    the body's workspace at `work` (reused each step). `placed`: selected output number -> its
+    element offset in the node's (packed) memory."""
+    plan: object
+    scratch: int
+    carries: list
+    dropped: dict
+    work: int
+    placed: dict
+    size: int                 # bytes of scratch
 
 
 def resolve(node, alias_of):
