@@ -13,9 +13,11 @@ mode reads).
 The JVP and VJP rules (loop_derivatives.py) are graph code: scans of the body's JVP and VJP, so
 derivatives nest; loop_simplify.py has the simplify passes for scan nodes.
 """
+import dataclasses
+
 import numpy as np
 
-from . import core, interpreter, ops
+from . import core, interpreter, ops, printing
 from .errors import user_location
 from .ir import Graph
 from .tree import tree_flatten, tree_unflatten
@@ -197,10 +199,12 @@ def _trace_step(f, init_leaves, init_tree, x_avals, x_tree, carry_avals, weak):
             raise TypeError(f"gc.scan: the body returned a carry of structure {c_tree}, but the "
                             f"initial carry has structure {init_tree} (at {user_location()})")
         y_leaves, meta["y_tree"] = tree_flatten(y)
-        return list(c_leaves) + list(y_leaves)
+        # gc.debug_print in the body: its values are per-step outputs after the ys.
+        meta["prints"], print_values = printing.pending(trace)
+        return list(c_leaves) + list(y_leaves) + list(print_values)
 
     graph, captured = _trace_graph([((), np.dtype(np.int64))] + carry_avals + x_avals, step)
-    return graph, captured, meta["y_tree"]
+    return graph, captured, meta["y_tree"], meta["prints"]
 
 
 def _scan(f, init, xs, length, reverse):
@@ -214,8 +218,8 @@ def _scan(f, init, xs, length, reverse):
     x_avals = [(tuple(np.shape(x))[1:], np.dtype(x.dtype)) for x in x_leaves]
     x_tree = x_tree if xs is not None else None
     for attempt in range(2):
-        graph, captured, y_tree = _trace_step(f, init_leaves, init_tree, x_avals, x_tree,
-                                              carry_avals, weak)
+        graph, captured, y_tree, prints = _trace_step(f, init_leaves, init_tree, x_avals,
+                                                      x_tree, carry_avals, weak)
         outs = [(o.shape, o.dtype) for o in graph.outputs[:len(carry_avals)]]
         if outs == carry_avals:
             break
@@ -233,6 +237,13 @@ def _scan(f, init, xs, length, reverse):
     n_carry, n_out = len(carry_avals), len(graph.outputs)
     args = init_values + x_leaves + captured
     values = call(args, graph, length, bool(reverse), n_carry, len(x_leaves), list(range(n_out)))
+    n_printed = sum(p.count for p in prints)
+    if n_printed:
+        printed = values[n_out - n_printed:]
+        values = values[:n_out - n_printed]
+        printed = [v[::-1] for v in printed] if reverse else printed   # in the order they ran
+        printing.hand_on([dataclasses.replace(p, per_iteration=int(p.per_iteration) + 1)
+                          for p in prints], printed)
     return (tree_unflatten(init_tree, values[:n_carry]),
             tree_unflatten(y_tree, values[n_carry:]))
 

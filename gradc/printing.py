@@ -6,9 +6,9 @@ traced: no callbacks from C. Transforms (grad, vjp, jvp) carry the prints of the
 trace into the graph they build and hand them on to the enclosing trace, or print them when they
 run the graph themselves. AOT builds drop them (a built module has no Python side to print).
 
-For loops: a loop primitive traces its body once; it should take the body trace's prints
-(`pending`), return their values as per-step outputs stacked along a new leading axis, and
-`record` each print into the enclosing trace with per_iteration=True: one line per iteration."""
+In loops (gc.scan, loop.py): the body's prints become per-step outputs of the loop, stacked along
+a new leading axis, and are handed on with one more level of `per_iteration`: one line per
+iteration, in the order the iterations ran (nested loops: one per inner iteration)."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,20 +20,22 @@ from .errors import user_location
 @dataclass
 class DebugPrint:
     """One traced print: a format, how many of the values are positional, their keyword names.
-    per_iteration: the values carry a leading axis of loop iterations, printed one line each
-    (for a loop primitive that stacks a body's prints)."""
+    per_iteration: how many leading axes of the values are loop iterations (loops inside loops),
+    printed one line per iteration."""
     fmt: str
     keys: tuple          # keyword names of the last len(keys) values
     count: int           # number of values (graph outputs) it takes
     loc: str
-    per_iteration: bool = False
+    per_iteration: int = 0
 
-    def format(self, values):
+    def format(self, values, levels=None):
         """The printed lines for this print's values (NumPy arrays)."""
-        if not self.per_iteration:
+        levels = int(self.per_iteration) if levels is None else levels
+        if not levels:
             return [_format(self.fmt, values, self.keys)]
         steps = len(values[0]) if values else 0
-        return [_format(self.fmt, [v[i] for v in values], self.keys) for i in range(steps)]
+        return [line for i in range(steps)
+                for line in self.format([v[i] for v in values], levels - 1)]
 
 
 def _format(fmt, values, keys):

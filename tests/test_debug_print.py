@@ -89,3 +89,37 @@ def test_constant_values_and_plain_text_print_on_every_call(backend, capsys):
     f(np.ones(2))
     f(np.ones(2))
     assert _lines(capsys) == ["step", "scale 2.5"] * 2
+
+
+def _scan_with_prints(x):
+    def body(c, xt):
+        gc.debug_print("c = {}", c)
+        return c * xt, c
+    return gc.scan(body, 1.0, x)
+
+
+def _nested_scans(x):
+    def outer(c, row):
+        def inner(d, v):
+            gc.debug_print("d = {} at {}", d, v)
+            return d + v, d
+        d, _ = gc.scan(inner, c, row)
+        return d, d
+    return gc.scan(outer, 0.0, x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_prints_inside_loops_one_line_per_iteration(backend, capsys):
+    value, ys = gc.jit(_scan_with_prints, backend=backend)(np.array([2.0, 3.0, 4.0]))
+    assert float(value) == 24.0 and ys.tolist() == [1.0, 2.0, 6.0]
+    assert capsys.readouterr().out.splitlines() == ["c = 1.0", "c = 2.0", "c = 6.0"]
+    gc.jit(_nested_scans, backend=backend)(np.arange(4.0).reshape(2, 2))
+    assert capsys.readouterr().out.splitlines() == ["d = 0.0 at 0.0", "d = 0.0 at 1.0",
+                                                   "d = 1.0 at 2.0", "d = 3.0 at 3.0"]
+    reverse = gc.jit(lambda x: gc.scan(lambda c, v: (gc.debug_print("r {}", c), (c + v, c))[1],
+                                       0.0, x, reverse=True), backend=backend)
+    reverse(np.array([1.0, 2.0, 3.0]))
+    assert capsys.readouterr().out.splitlines() == ["r 0.0", "r 3.0", "r 5.0"]   # as they ran
+    g = gc.jit(gc.grad(lambda x: _scan_with_prints(x)[0]), backend=backend)(np.array([2.0, 3.0]))
+    assert g.tolist() == [3.0, 2.0]
+    assert capsys.readouterr().out.splitlines() == ["c = 1.0", "c = 2.0"]
