@@ -6,8 +6,9 @@
 # Run of 2026-12-04 (, tag 2025.05.23, --max-examples=5, 2-core shared machine): 153 passed, 22
 # failed, 45 skipped. Every failure but three is a function gradc does not implement (bitwise_*,
 # copysign, nonzero, searchsorted, linalg.cross/eigh/eigvalsh/matrix_power/matrix_rank/pinv/qr/
-# svd/svdvals, vecdot_conj on complex); the three: sum(int64 x, dtype=int32) returns int64, and
-# vecdot neither rejects mismatched shapes nor keeps int32. The suite's arrays come from the
+# svd/svdvals, vecdot_conj on complex); the three: sum(int64 x, dtype=int32) returned int64, and
+# vecdot neither rejected mismatched shapes nor kept int32 (fixed after that run, with a test in
+# tests/test_array_api.py; the suite was not run again). The suite's arrays come from the
 # namespace's creation functions, which are NumPy arrays outside a transform: it checks gradc's
 # functions on NumPy inputs, the same code a trace runs (tests/test_array_api.py checks traced
 # values against array-api-strict in CI).

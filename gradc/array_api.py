@@ -143,12 +143,19 @@ def signbit(x, /):
 
 
 # ---- statistics and searching (axis may be a tuple; `correction` is NumPy's ddof)
+def _in_dtype(reduce, x, dtype, *args, **kwargs):
+    """A reduction computed and returned in `dtype` when given (NumPy's own sums widen int32)."""
+    if dtype is None:
+        return reduce(x, *args, **kwargs)
+    return ops.astype(reduce(ops.astype(x, dtype), *args, **kwargs), dtype)
+
+
 def sum(x, /, *, axis=None, dtype=None, keepdims=False):
-    return ops.sum(x if dtype is None else ops.astype(x, dtype), axis, keepdims)
+    return _in_dtype(ops.sum, x, dtype, axis, keepdims)
 
 
 def prod(x, /, *, axis=None, dtype=None, keepdims=False):
-    return R.prod(x if dtype is None else ops.astype(x, dtype), axis, keepdims=keepdims)
+    return _in_dtype(R.prod, x, dtype, axis, keepdims=keepdims)
 
 
 def mean(x, /, *, axis=None, keepdims=False):
@@ -289,7 +296,13 @@ def tensordot(x1, x2, /, *, axes=2):
 
 
 def vecdot(x1, x2, /, *, axis=-1):
-    return ops.sum(ops.multiply(x1, x2), axis)
+    x1, x2 = ops.asarray(x1), ops.asarray(x2)
+    n1, n2 = x1.shape[axis] if x1.ndim else None, x2.shape[axis] if x2.ndim else None
+    if n1 is None or n1 != n2:
+        raise ValueError(f"vecdot: the contracted axis {axis} has sizes {n1} and {n2} (shapes "
+                         f"{x1.shape} and {x2.shape})")
+    product = ops.multiply(x1, x2)
+    return ops.astype(ops.sum(product, axis), product.dtype)   # int32 stays int32
 
 
 def einsum(subscripts, *operands):

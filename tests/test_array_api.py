@@ -136,3 +136,13 @@ def test_scipy_functions_dispatch_through_the_namespace():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_reductions_in_a_given_dtype_and_vecdot_checks():
+    """The three array-API-suite failures of gradc's own functions (bench/array_api_tests.sh)."""
+    import gradc.array_api as xp
+    assert xp.sum(np.arange(3, dtype=np.int64), dtype=np.int32).dtype == np.int32
+    assert xp.prod(np.arange(1, 4, dtype=np.int64), dtype=np.int32).dtype == np.int32
+    assert xp.vecdot(np.ones((2, 3), np.int32), np.ones(3, np.int32)).dtype == np.int32
+    with pytest.raises(ValueError, match="contracted axis"):
+        xp.vecdot(np.ones((2, 3)), np.ones(4))
