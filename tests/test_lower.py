@@ -181,3 +181,17 @@ def test_batch_split_blocks_follow_the_work_not_the_cores():
     g32 = graph_of(rnn_grad, *rnn_args(16, batch=32))
     split = L.lower(g32, 16).split
     assert split.blocks == 4 and split.rows == 8
+
+
+def test_float32_and_float64_copies_of_a_step_are_not_one_function():
+    """Found by the fuzzer on the regex outlining: concatenates of a float64 and a float32 pair
+    read the same as text, shared one function, and wrote doubles into float outputs."""
+    f = lambda a, b, c, d: (gc.concatenate([b, a]), gc.concatenate([d, c]))   # noqa: E731
+    args = (np.ones((2, 1)), np.full((2, 1), 2.0), np.ones((2, 1), np.float32),
+            np.full((2, 1), 2.0, np.float32))
+    g = graph_of(f, *args)
+    plan = L.lower(g)
+    assert len(set(plan.outlined.values())) == len(plan.outlined) // 2 or not plan.outlined
+    for got, want in zip(gc.jit(f)(*args), gc.jit(f, backend="numpy")(*args)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

@@ -179,9 +179,13 @@ class Emitter:
     def _outline(self, blocks):
         """(static functions for steps that repeat, the kernel's body lines). Steps are one function
         when the outlining pass gave them one signature and their templates are equal too."""
+        # NOTE: the pointers' element types are part of the key: a copy loop reads the same for
+        # float and double arrays (the regex outlining this replaced once shared one function
+        # between them, writing doubles into float outputs).
         key_of = [(self.plan.outlined.get(step.index) if step is not None else None,
-                   "\n".join(f"{indent}{code}" for indent, code, _ in lines))
-                  for step, lines, _, _ in blocks]
+                   "\n".join(f"{indent}{code}" for indent, code, _ in lines),
+                   tuple(self.ptr_types[p].replace("const ", "") for p in pointers))
+                  for step, lines, pointers, _ in blocks]
         counts = {}
         for key in key_of:
             counts[key] = counts.get(key, 0) + 1
