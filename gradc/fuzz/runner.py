@@ -1,0 +1,280 @@
+"""`python -m gradc.fuzz`: programs checked in worker processes (a kernel that crashes takes only
+its worker down: the crash is counted and shrunk like any failure), a summary at the end.
+
+    python -m gradc.fuzz --minutes 10 --seed 1 [--programs N] [--workers W] [--dtype f32|f64|both]
+"""
+import argparse
+import collections
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from . import catalog, repro
+from .shrink import shrink
+
+TIMEOUT = 300          # seconds one program may take (compiles on a loaded machine are slow)
+
+
+def program_seed(run_seed, index):
+    return run_seed * 1_000_000 + index
+
+
+def _worker_main(conn, options, log_path):
+    # NOTE: the worker's stderr goes to a file: a crashing kernel's last words (ASan's report,
+    # glibc's "free(): invalid pointer") are the crash's detail.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 2)
+    from .check import COVERAGE, check
+    from .generate import generate
+    seen = set()
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        what, payload = job
+        program = generate(payload, options["max_stmts"]) if what == "seed" else payload
+        outcome = check(program, poison=options["poison"], dtypes=options["dtypes"])
+        new = COVERAGE - seen
+        seen |= new
+        conn.send((outcome.kind, outcome.detail, program if outcome.failed else None,
+                   sorted(new), program.size()[0]))
+
+
+class Worker:
+    def __init__(self, ctx, options):
+        self.log = tempfile.NamedTemporaryFile(prefix="gradc-fuzz-", suffix=".log", delete=False)
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, options, self.log.name),
+                                daemon=True)
+        self.proc.start()
+        child.close()
+        self.job, self.started = None, 0.0
+
+    def submit(self, job):
+        self.conn.send(job)
+        self.job, self.started = job, time.monotonic()
+
+    def receive(self):
+        """The worker's answer, or a crash outcome (kind, detail, None, [], 0) if it died."""
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join(5)
+            return ("crash", self._last_words(), None, [], 0)
+
+    def _last_words(self):
+        code = self.proc.exitcode
+        try:
+            tail = Path(self.log.name).read_text(errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            tail = []
+        what = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return f"the worker died ({what}): " + " | ".join(tail)[-400:]
+
+    def kill(self):
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        try:
+            os.unlink(self.log.name)
+        except OSError:
+            pass
+
+    def stop(self):
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(10)
+        self.kill()
+
+
+class Pool:
+    def __init__(self, workers, options):
+        self.ctx = multiprocessing.get_context("spawn")
+        self.options = options
+        self.workers = [Worker(self.ctx, options) for _ in range(workers)]
+
+    def replace(self, worker):
+        worker.kill()
+        fresh = Worker(self.ctx, self.options)
+        self.workers[self.workers.index(worker)] = fresh
+        return fresh
+
+    def run_one(self, job, timeout=TIMEOUT):
+        """Runs one job on the first worker and waits (the shrinker's check)."""
+        worker = self.workers[0]
+        worker.submit(job)
+        if not worker.conn.poll(timeout):
+            self.replace(worker)
+            return ("timeout", f"no answer in {timeout} s", None, [], 0)
+        answer = worker.receive()
+        if answer[0] == "crash":
+            self.replace(worker)
+        return answer
+
+    def stop(self):
+        for w in self.workers:
+            w.stop()
+
+
+def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float32"), poison=True,
+         max_stmts=12, shrink_failures=True, save=None, out=sys.stdout, shrink_seconds=120):
+    """Runs the fuzzer; returns the summary dict (also printed to `out`)."""
+    options = {"poison": poison, "dtypes": tuple(dtypes), "max_stmts": max_stmts}
+    pool = Pool(max(1, workers), options)
+    start = time.monotonic()
+    deadline = start + 60 * minutes if minutes else float("inf")
+    limit = programs if programs is not None else (None if minutes else 100)
+    counts, first, coverage, statements = collections.Counter(), {}, set(), 0
+    next_index, done, busy = 0, 0, {}
+
+    def more():
+        return (limit is None or next_index < limit) and time.monotonic() < deadline
+
+    try:
+        for w in pool.workers:
+            if more():
+                w.submit(("seed", program_seed(seed, next_index)))
+                busy[w] = next_index
+                next_index += 1
+        while busy:
+            ready = wait([w.conn for w in busy], timeout=5)
+            for w in list(busy):
+                timed_out = time.monotonic() - w.started > TIMEOUT
+                if w.conn not in ready and not timed_out:
+                    continue
+                index = busy.pop(w)
+                if w.conn in ready:
+                    kind, detail, program, new, n_stmts = w.receive()
+                else:
+                    kind, detail, program, new, n_stmts = "timeout", f"over {TIMEOUT} s", None, [], 0
+                coverage.update(new)
+                statements += n_stmts
+                counts[kind] += 1
+                done += 1
+                if not (kind == "ok" or kind.startswith("skip")) and kind not in first:
+                    first[kind] = (program_seed(seed, index), detail, program)
+                    print(f"[{done}] {kind} (seed {program_seed(seed, index)}): {detail[:200]}",
+                          file=out, flush=True)
+                if kind in ("crash", "timeout"):
+                    w = pool.replace(w)
+                if more():
+                    w.submit(("seed", program_seed(seed, next_index)))
+                    busy[w] = next_index
+                    next_index += 1
+        seconds = time.monotonic() - start
+        findings = []
+        if shrink_failures:
+            for kind, (pseed, detail, program) in first.items():
+                findings.append(_shrink_one(pool, kind, pseed, detail, program, max_stmts,
+                                            save, out, shrink_seconds))
+    finally:
+        pool.stop()
+    summary = {"seed": seed, "programs": done, "seconds": seconds, "statements": statements,
+               "per_minute": 60 * done / max(seconds, 1e-9), "counts": dict(counts),
+               "failures": {k: counts[k] for k in first}, "findings": findings,
+               "never_compiled": sorted(set(_primitive_names()) - coverage)}
+    _print_summary(summary, workers, poison, out)
+    return summary
+
+
+def _primitive_names():
+    from ..primitives import PRIMITIVES
+    return PRIMITIVES
+
+
+def _shrink_one(pool, kind, pseed, detail, program, max_stmts, save, out, budget):
+    from .generate import generate
+    program = program or generate(pseed, max_stmts)     # a crash: regenerate the seed's program
+
+    def fails(candidate):
+        answer = pool.run_one(("program", candidate))
+        if answer[0] == kind:
+            last[0] = answer[1]
+        return answer[0] == kind
+
+    last = [detail]
+    small, tries = shrink(program, fails, budget_seconds=budget)
+    detail = last[0]
+    for full in (False, True):        # the failing part alone if that shows it, else everything
+        text = repro.text(small, kind, detail, full=full)
+        verified = reproduces(text)
+        if verified:
+            break
+    note = "the script reproduces it" if verified else "the script does NOT reproduce it alone"
+    print(f"\n==== {kind} (seed {pseed}; shrunk from {len(program.stmts)} to {len(small.stmts)} "
+          f"statements in {tries} tries; {note})\n{text}", file=out, flush=True)
+    path = None
+    if save:
+        Path(save).mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in kind).strip("-")[:40]
+        path = Path(save) / f"seed{pseed}-{slug}.py"
+        path.write_text(text)
+    return {"kind": kind, "seed": pseed, "statements": len(small.stmts), "script": text,
+            "verified": verified,
+            "path": str(path) if path else None, "program": small}
+
+
+def reproduces(script, timeout=TIMEOUT):
+    """Whether a repro script, run as a fresh Python process, shows its failure (prints REPRODUCED
+    or dies of a signal)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2])] + sys.path[1:]))
+    try:
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return False
+    return "REPRODUCED" in run.stdout or run.returncode < 0 or (
+        run.returncode != 0 and "AddressSanitizer" in run.stderr)
+
+
+def _print_summary(s, workers, poison, out):
+    print(f"\ngradc fuzz: seed {s['seed']}: {s['programs']} programs ({s['statements']} statements) "
+          f"in {s['seconds']:.0f} s = {s['per_minute']:.0f} programs/minute on {workers} "
+          f"worker(s); poison {'on' if poison else 'off'}", file=out)
+    for kind, n in sorted(s["counts"].items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {n:7d}  {kind}", file=out)
+    if s["failures"]:
+        print(f"failure classes: {len(s['failures'])}", file=out)
+    else:
+        print("no failures", file=out)
+    if s["never_compiled"]:
+        print("primitives no compiled program used: " + ", ".join(s["never_compiled"]), file=out)
+    extra = catalog.unclassified()
+    if extra:
+        print("public ops the fuzzer does not generate: " + ", ".join(extra), file=out)
+    out.flush()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m gradc.fuzz", description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=None, help="run for this long")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--programs", type=int, default=None, help="stop after N programs")
+    ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    ap.add_argument("--dtype", choices=("f32", "f64", "both"), default="both")
+    ap.add_argument("--max-stmts", type=int, default=12)
+    ap.add_argument("--no-poison", action="store_true", help="do not poison outputs/workspace")
+    ap.add_argument("--no-shrink", action="store_true")
+    ap.add_argument("--shrink-seconds", type=float, default=120)
+    ap.add_argument("--save", default=None, help="write each shrunk failure as DIR/*.py")
+    ap.add_argument("--sanitize", action="store_true",
+                    help="build kernels with ASan+UBSan (GRADC_SANITIZE=1) in preloaded workers")
+    a = ap.parse_args(argv)
+    if a.sanitize:
+        from .sanitize import sanitizer_env
+        env = sanitizer_env()
+        if env is None:
+            ap.error("the C compiler has no AddressSanitizer runtime (libasan)")
+        os.environ.update(env)          # the spawned workers start with it
+    dtypes = {"f32": ("float32",), "f64": ("float64",), "both": ("float64", "float32")}[a.dtype]
+    summary = fuzz(a.seed, a.minutes, a.programs, a.workers, dtypes, not a.no_poison, a.max_stmts,
+                   not a.no_shrink, a.save, shrink_seconds=a.shrink_seconds)
+    return 1 if summary["failures"] else 0
