@@ -24,7 +24,8 @@ NAMED = {"matmul": "matmul", "dot": "matmul", "reshape": "reshape", "transpose":
          "expand_dims": "expand_dims", "squeeze": "squeeze", "broadcast_to": "broadcast_to",
          "concatenate": "concatenate", "stack": "stack", "where": "where", "clip": "clip"}
 # Public functions that are not ops on float values (constructors, dtype changes, helpers).
-NOT_OPS = {"astype", "zeros_like", "ones_like", "one_hot", "stop_gradient_"}
+# stop_gradient: finite differences see the identity, its gradient is 0 by definition.
+NOT_OPS = {"astype", "zeros_like", "ones_like", "one_hot", "stop_gradient"}
 
 
 @functools.lru_cache(maxsize=None)

@@ -179,6 +179,7 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
     summary = {"seed": seed, "programs": done, "seconds": seconds, "statements": statements,
                "per_minute": 60 * done / max(seconds, 1e-9), "counts": dict(counts),
                "failures": {k: counts[k] for k in first}, "findings": findings,
+               "examples": {k: f"seed {v[0]}: {v[1]}" for k, v in first.items()},
                "never_compiled": sorted(set(_primitive_names()) - coverage)}
     _print_summary(summary, workers, poison, out)
     return summary

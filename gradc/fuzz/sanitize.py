@@ -28,3 +28,22 @@ def sanitizer_env():
     return {"GRADC_SANITIZE": "1", "LD_PRELOAD": lib,
             "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+
+
+def main(argv=None):
+    """`python -m gradc.fuzz.sanitize [pytest arguments]`: pytest under the sanitizers in a
+    subprocess (default: the op table and the error cases)."""
+    import sys
+    args = list(sys.argv[1:] if argv is None else argv) or ["-q", "-p", "no:cacheprovider",
+                                                            "tests/test_ops.py",
+                                                            "tests/test_errors.py"]
+    env = sanitizer_env()
+    if env is None:
+        print("the C compiler has no AddressSanitizer runtime (libasan): nothing to run")
+        return 2
+    return subprocess.run([sys.executable, "-m", "pytest", *args],
+                          env=dict(os.environ, **env)).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
