@@ -499,9 +499,12 @@ def categories():
     return [(c, names) for c, names in sorted(cats.items()) if c in MAKERS]
 
 
-def step(b):
+SPLIT_CATEGORIES = ("unary", "binary", "where", "clip")    # row-wise: the batch split applies
+
+
+def step(b, only=None):
     """Adds one statement (trying a few proposals); returns its variable or None."""
-    cats = categories()
+    cats = [(c, names) for c, names in categories() if only is None or c in only]
     weights = np.array([WEIGHTS.get(c, 1.0) for c, _ in cats])
     for _ in range(6):
         cat, names = cats[int(b.rng.choice(len(cats), p=weights / weights.sum()))]
@@ -541,11 +544,11 @@ def generate(seed, max_stmts=12):
     r = rng.random()
     n = int(rng.integers(1, 5)) if r < 0.5 else int(rng.integers(5, 11)) if r < 0.85 else int(
         rng.integers(11, max(12, max_stmts + 1)))
-    n = min(n, max_stmts)
+    n = min(n, max_stmts) if not split else int(rng.integers(1, 5))
     for _ in range(n * 2):
         if len(b.stmts) >= n:
             break
-        step(b)
+        step(b, SPLIT_CATEGORIES if split else None)
     if split and rng.random() < 0.6 and b.stmts:    # a loss over the batch: partial sums
         last = b.stmts[-1].var
         b.add(b.choice(["gc.mean({0})", "gc.sum({0}, axis=0)", "np.sum({0} ** 2)"]), (last,))

@@ -7,6 +7,7 @@ import argparse
 import collections
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,8 @@ class Pool:
 
 
 def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float32"), poison=True,
-         max_stmts=12, shrink_failures=True, save=None, out=sys.stdout, shrink_seconds=120):
+         max_stmts=12, shrink_failures=True, save=None, out=sys.stdout, shrink_seconds=120,
+         shrink_per_kind=3):
     """Runs the fuzzer; returns the summary dict (also printed to `out`)."""
     options = {"poison": poison, "dtypes": tuple(dtypes), "max_stmts": max_stmts}
     pool = Pool(max(1, workers), options)
@@ -158,8 +160,10 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
                 statements += n_stmts
                 counts[kind] += 1
                 done += 1
-                if not (kind == "ok" or kind.startswith("skip")) and kind not in first:
-                    first[kind] = (program_seed(seed, index), detail, program)
+                failed = not (kind == "ok" or kind.startswith("skip"))
+                if failed and len(first.setdefault(kind, [])) < shrink_per_kind:
+                    first[kind].append((program_seed(seed, index), detail, program))
+                if failed and len(first[kind]) == 1 and counts[kind] == 1:
                     print(f"[{done}] {kind} (seed {program_seed(seed, index)}): {detail[:200]}",
                           file=out, flush=True)
                 if kind in ("crash", "timeout"):
@@ -169,18 +173,25 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
                     busy[w] = next_index
                     next_index += 1
         seconds = time.monotonic() - start
-        findings = []
-        if shrink_failures:
-            for kind, (pseed, detail, program) in first.items():
-                findings.append(_shrink_one(pool, kind, pseed, detail, program, max_stmts,
-                                            save, out, shrink_seconds))
+        findings, classes = [], {}
+        if shrink_failures:      # a few of each kind, grouped by the ops the shrunk program uses
+            for kind, samples in first.items():
+                for pseed, detail, program in samples:
+                    found = _shrink_one(pool, kind, pseed, detail, program, max_stmts, out,
+                                        shrink_seconds)
+                    key = (kind, found["ops"])
+                    if key not in classes:
+                        classes[key] = found
+                        findings.append(found)
+                        _save(found, save)
     finally:
         pool.stop()
     summary = {"seed": seed, "programs": done, "seconds": seconds, "statements": statements,
                "per_minute": 60 * done / max(seconds, 1e-9), "counts": dict(counts),
                "failures": {k: counts[k] for k in first}, "findings": findings,
-               "examples": {k: f"seed {v[0]}: {v[1]}" for k, v in first.items()},
-               "never_compiled": sorted(set(_primitive_names()) - coverage)}
+               "examples": {k: f"seed {v[0][0]}: {v[0][1]}" for k, v in first.items()},
+               "never_compiled": sorted(set(_primitive_names()) - coverage),
+               "batch_split": "(batch split)" in coverage}
     _print_summary(summary, workers, poison, out)
     return summary
 
@@ -190,7 +201,30 @@ def _primitive_names():
     return PRIMITIVES
 
 
-def _shrink_one(pool, kind, pseed, detail, program, max_stmts, save, out, budget):
+OP_NAME = re.compile(r"(?:gc\.nn\.|gc\.|np\.|\.)(\w+)\(|(@)|\}(\[)|(\.T)\b|(\*\*)")
+
+
+def ops_used(program):
+    """The ops a program's statements call ("sum", "@", "[" for indexing, ...), sorted."""
+    found = set()
+    for s in program.stmts:
+        for m in OP_NAME.finditer(s.template):
+            found.add(next(g for g in m.groups() if g))
+    return tuple(sorted(found - {"array", "arange"}))
+
+
+def _save(found, save):
+    if not save:
+        return
+    Path(save).mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in found["kind"]).strip("-")[:40]
+    ops = "-".join(o for o in found["ops"] if o.isalnum())[:40]
+    path = Path(save) / f"seed{found['seed']}-{slug}-{ops}.py"
+    path.write_text(found["script"])
+    found["path"] = str(path)
+
+
+def _shrink_one(pool, kind, pseed, detail, program, max_stmts, out, budget):
     from .generate import generate
     program = program or generate(pseed, max_stmts)     # a crash: regenerate the seed's program
 
@@ -211,15 +245,8 @@ def _shrink_one(pool, kind, pseed, detail, program, max_stmts, save, out, budget
     note = "the script reproduces it" if verified else "the script does NOT reproduce it alone"
     print(f"\n==== {kind} (seed {pseed}; shrunk from {len(program.stmts)} to {len(small.stmts)} "
           f"statements in {tries} tries; {note})\n{text}", file=out, flush=True)
-    path = None
-    if save:
-        Path(save).mkdir(parents=True, exist_ok=True)
-        slug = "".join(c if c.isalnum() else "-" for c in kind).strip("-")[:40]
-        path = Path(save) / f"seed{pseed}-{slug}.py"
-        path.write_text(text)
     return {"kind": kind, "seed": pseed, "statements": len(small.stmts), "script": text,
-            "verified": verified,
-            "path": str(path) if path else None, "program": small}
+            "verified": verified, "path": None, "program": small, "ops": ops_used(small)}
 
 
 def reproduces(script, timeout=TIMEOUT):
@@ -243,9 +270,14 @@ def _print_summary(s, workers, poison, out):
     for kind, n in sorted(s["counts"].items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {n:7d}  {kind}", file=out)
     if s["failures"]:
-        print(f"failure classes: {len(s['failures'])}", file=out)
+        print(f"failure kinds: {len(s['failures'])}", file=out)
+        for f in s["findings"]:
+            print(f"  class: {f['kind']}; ops {', '.join(f['ops'])}; {f['statements']} statement(s); "
+                  f"seed {f['seed']}{'' if f['verified'] else ' (script does not reproduce alone)'}"
+                  + (f"; {f['path']}" if f["path"] else ""), file=out)
     else:
         print("no failures", file=out)
+    print(f"batch split compiled: {'yes' if s['batch_split'] else 'no'}", file=out)
     if s["never_compiled"]:
         print("primitives no compiled program used: " + ", ".join(s["never_compiled"]), file=out)
     extra = catalog.unclassified()
