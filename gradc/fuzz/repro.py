@@ -27,10 +27,9 @@ def each_dtype(*per_dtype):
 xs = [{xs}]
 ts = [{ts}]
 cs = [{cs}]
-args = [[[a.astype(dtype) for a in part] for part in (xs, ts, cs)] for dtype in {dtypes}]
-expected = gc.jit(each_dtype, backend="numpy")(*args)
+{call}
 try:
-    got = gc.jit(each_dtype)(*args)
+    got = {got}
 except Exception as e:
     print("expected:", expected)
     print("got: an exception:", type(e).__name__, e)
@@ -85,9 +84,18 @@ def text(program, kind, detail="", full=False):
             f"# (seed {program.seed}; the batch split was forced: {program.split})\n")
     if program.split:
         head += ("from gradc.cbackend import backend as _b, split as _s\n"
-                 "_b.default_threads, _s.SPLIT_MIN_WORK = (lambda graph: 2), 0   # force the split\n")
-    harness = HARNESS.format(body=BODIES[part], xs=", ".join(map(array_text, xs)),
+                 "_b.default_threads = lambda graph: 2          # force the split: two blocks\n"
+                 "_s.choose = lambda graph, threads: _s.find_split(graph, threads)\n")
+    if "batch split" in kind:      # as the checker: value and grad alone, float64, cs constants
+        call = ("def split_vg(xs):\n    return gc.value_and_grad(lambda xs: dot(f(*xs), cs))(xs)\n\n\n"
+                "args = [xs]\nexpected = gc.jit(split_vg, backend=\"numpy\")(*args)")
+        got = "gc.jit(split_vg)(*args)"
+    else:
+        call = ("args = [[[a.astype(dtype) for a in part] for part in (xs, ts, cs)] for dtype in "
+                f"{dtypes!r}]\nexpected = gc.jit(each_dtype, backend=\"numpy\")(*args)")
+        got = "gc.jit(each_dtype)(*args)"
+    harness = HARNESS.format(body=BODIES[part], call=call, got=got, xs=", ".join(map(array_text, xs)),
                              ts=", ".join(map(array_text, ts)), cs=", ".join(map(array_text, cs)),
-                             dtypes=repr(dtypes))
+                             )
     return (head + "import numpy as np\nimport gradc as gc\n\n\n" + program.source()
             + "\n" + harness)
