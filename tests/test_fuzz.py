@@ -68,6 +68,21 @@ SIN_PROGRAM = _program([("v0", "gc.sin({0})", ("x0",)), ("v1", "({0} * {1})", ("
                        ["v1"])
 
 
+def test_poison_guards_catch_a_write_past_an_output(fresh_cache, monkeypatch):
+    monkeypatch.setenv("GRADC_POISON", "1")
+    f = gc.jit(lambda x: x * 2.0)
+    compiled = f.lower(np.ones(3)).compile()
+    kernel = compiled.executable.fn
+
+    def overflows(argv, work):      # the real kernel, then one element past output 0
+        code = kernel(argv, work)
+        backend._ffi.cast("double *", argv[1])[3] = 7.0
+        return code
+    compiled.executable.fn = overflows
+    with pytest.raises(RuntimeError, match="wrote outside output 0"):
+        compiled(np.ones(3))
+
+
 def test_a_planted_wrong_c_form_is_caught(fresh_cache, monkeypatch):
     assert check(SIN_PROGRAM).kind == "ok"
     monkeypatch.setattr(PRIMITIVES["sin"], "c", "cos{f}({0})")
@@ -94,8 +109,9 @@ def test_poison_mode_fills_outputs_and_workspace(monkeypatch):
     x = np.array([0.1, 0.2], np.float32)
     np.testing.assert_allclose(f(x), np.tanh(x) * 2, rtol=1e-6)
     assert isinstance(f.lower(x).compile().executable, backend.PoisonedCExecutable)
-    raw = backend._poisoned_empty((3,), np.dtype(np.float64))
-    assert np.isnan(raw).all() and backend._poisoned_empty((), np.dtype(np.int64)) == -1
+    buf, middle = backend._guarded(24)
+    assert np.isnan(middle.view(np.float64)).all() and (middle.view(np.int64) == -1).all()
+    assert backend._intact(buf) and buf.size == 24 + 2 * backend.GUARD
     monkeypatch.delenv("GRADC_POISON")
     assert not isinstance(gc.jit(lambda x: x * 3.0).lower(x).compile().executable,
                           backend.PoisonedCExecutable)

@@ -126,7 +126,7 @@ class Pool:
 
 def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float32"), poison=True,
          max_stmts=12, shrink_failures=True, save=None, out=sys.stdout, shrink_seconds=120,
-         shrink_per_kind=3):
+         shrink_per_kind=3, first_index=0):
     """Runs the fuzzer; returns the summary dict (also printed to `out`)."""
     options = {"poison": poison, "dtypes": tuple(dtypes), "max_stmts": max_stmts}
     pool = Pool(max(1, workers), options)
@@ -134,10 +134,10 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
     deadline = start + 60 * minutes if minutes else float("inf")
     limit = programs if programs is not None else (None if minutes else 100)
     counts, first, coverage, statements = collections.Counter(), {}, set(), 0
-    next_index, done, busy = 0, 0, {}
+    next_index, done, busy = first_index, 0, {}
 
     def more():
-        return (limit is None or next_index < limit) and time.monotonic() < deadline
+        return (limit is None or next_index < first_index + limit) and time.monotonic() < deadline
 
     try:
         for w in pool.workers:
@@ -291,6 +291,9 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=None, help="run for this long")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--programs", type=int, default=None, help="stop after N programs")
+    ap.add_argument("--start", type=int, default=0,
+                    help="index of the first program (program seed = seed * 1e6 + index): "
+                         "--seed 21 --start 12 --programs 1 replays seed 21000012")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     ap.add_argument("--dtype", choices=("f32", "f64", "both"), default="both")
     ap.add_argument("--max-stmts", type=int, default=12)
@@ -309,5 +312,5 @@ def main(argv=None):
         os.environ.update(env)          # the spawned workers start with it
     dtypes = {"f32": ("float32",), "f64": ("float64",), "both": ("float64", "float32")}[a.dtype]
     summary = fuzz(a.seed, a.minutes, a.programs, a.workers, dtypes, not a.no_poison, a.max_stmts,
-                   not a.no_shrink, a.save, shrink_seconds=a.shrink_seconds)
+                   not a.no_shrink, a.save, shrink_seconds=a.shrink_seconds, first_index=a.start)
     return 1 if summary["failures"] else 0
