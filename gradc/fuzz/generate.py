@@ -432,6 +432,11 @@ def make_where(b, name):
     rhs = ("lit", _threshold(b, a)) if rng.random() < 0.6 else ("var", b.operand(
         broadcast_partner(b, b.shape(a))))
     cond, cargs = fill(b.choice(catalog.spellings(compare, 2)), [("var", a), rhs])
+    r = rng.random()
+    if r < 0.15:
+        cond = f"~({cond})"
+    elif r < 0.3:       # two conditions: & and | (logical_and / logical_or on masks)
+        cond = f"(({cond}) {b.choice(['&', '|'])} ({{0}} < {_threshold(b, a)}))"
     other = b.choice([("lit", scalar_text(rng)), ("var", b.operand(broadcast_partner(b, b.shape(a))))])
     args = list(cargs)
     if other[0] == "var":

@@ -176,9 +176,13 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
         findings, classes = [], {}
         if shrink_failures:      # a few of each kind, grouped by the ops the shrunk program uses
             for kind, samples in first.items():
-                for pseed, detail, program in samples:
-                    found = _shrink_one(pool, kind, pseed, detail, program, max_stmts, out,
-                                        shrink_seconds)
+                for pseed, detail, program in samples if kind != "invalid program" else ():
+                    try:
+                        found = _shrink_one(pool, kind, pseed, detail, program, max_stmts, out,
+                                            shrink_seconds)
+                    except Exception as e:     # noqa: BLE001 - report the rest all the same
+                        print(f"could not shrink seed {pseed}: {type(e).__name__}: {e}", file=out)
+                        continue
                     key = (kind, found["ops"])
                     if key not in classes:
                         classes[key] = found
