@@ -39,7 +39,8 @@ def _worker_main(conn, options, log_path):
             return
         what, payload = job
         program = generate(payload, options["max_stmts"]) if what == "seed" else payload
-        outcome = check(program, poison=options["poison"], dtypes=options["dtypes"])
+        outcome = check(program, poison=options["poison"], dtypes=options["dtypes"],
+                        combined=options.get("combined", True))
         new = COVERAGE - seen
         seen |= new
         conn.send((outcome.kind, outcome.detail, program if outcome.failed else None,
@@ -126,9 +127,10 @@ class Pool:
 
 def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float32"), poison=True,
          max_stmts=12, shrink_failures=True, save=None, out=sys.stdout, shrink_seconds=120,
-         shrink_per_kind=3, first_index=0):
+         shrink_per_kind=3, first_index=0, combined=True):
     """Runs the fuzzer; returns the summary dict (also printed to `out`)."""
-    options = {"poison": poison, "dtypes": tuple(dtypes), "max_stmts": max_stmts}
+    options = {"poison": poison, "dtypes": tuple(dtypes), "max_stmts": max_stmts,
+               "combined": combined}
     pool = Pool(max(1, workers), options)
     start = time.monotonic()
     deadline = start + 60 * minutes if minutes else float("inf")
@@ -303,6 +305,8 @@ def main(argv=None):
     ap.add_argument("--max-stmts", type=int, default=12)
     ap.add_argument("--no-poison", action="store_true", help="do not poison outputs/workspace")
     ap.add_argument("--no-shrink", action="store_true")
+    ap.add_argument("--separate-dtypes", action="store_true",
+                    help="a kernel per dtype (default: float64 and float32 in one kernel, one cc call)")
     ap.add_argument("--shrink-seconds", type=float, default=120)
     ap.add_argument("--save", default=None, help="write each shrunk failure as DIR/*.py")
     ap.add_argument("--sanitize", action="store_true",
@@ -316,5 +320,6 @@ def main(argv=None):
         os.environ.update(env)          # the spawned workers start with it
     dtypes = {"f32": ("float32",), "f64": ("float64",), "both": ("float64", "float32")}[a.dtype]
     summary = fuzz(a.seed, a.minutes, a.programs, a.workers, dtypes, not a.no_poison, a.max_stmts,
-                   not a.no_shrink, a.save, shrink_seconds=a.shrink_seconds, first_index=a.start)
+                   not a.no_shrink, a.save, shrink_seconds=a.shrink_seconds, first_index=a.start,
+                   combined=not a.separate_dtypes)
     return 1 if summary["failures"] else 0
