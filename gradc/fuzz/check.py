@@ -188,6 +188,7 @@ def check(program, poison=True, dtypes=DTYPES, combined=True):
         return tuple(run(*a) for a in per_dtype)
 
     results = {}
+    before = {d: [[a.copy() for a in part] for part in parts] for d, parts in args.items()}
     with poisoned(poison):
         for stage in ("numpy", "c", "eager"):
             try:
@@ -204,6 +205,11 @@ def check(program, poison=True, dtypes=DTYPES, combined=True):
             except Exception as e:     # noqa: BLE001
                 return _error(stage, e)
 
+    changed = [f"{d} {name} {k}" for d, parts in args.items()
+               for name, part, saved in zip(("input", "tangent", "cotangent"), parts, before[d])
+               for k, (a, b) in enumerate(zip(part, saved)) if not np.array_equal(a, b)]
+    if changed:
+        return Outcome("input modified", "after the calls: " + ", ".join(changed))
     ref64 = results["numpy"]["float64"]
     if not all(np.all(np.isfinite(a)) for a in _as_arrays(ref64)):
         return Outcome("skip nonfinite", "the reference's float64 results are not finite")

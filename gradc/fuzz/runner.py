@@ -141,6 +141,7 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
     def more():
         return (limit is None or next_index < first_index + limit) and time.monotonic() < deadline
 
+    last_report = start
     try:
         for w in pool.workers:
             if more():
@@ -149,6 +150,11 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
                 next_index += 1
         while busy:
             ready = wait([w.conn for w in busy], timeout=5)
+            if time.monotonic() - last_report > 60:
+                last_report = time.monotonic()
+                failed = sum(n for k, n in counts.items() if k != "ok" and not k.startswith("skip"))
+                print(f"... {done} programs, {failed} failed, {last_report - start:.0f} s", file=out,
+                      flush=True)
             for w in list(busy):
                 timed_out = time.monotonic() - w.started > TIMEOUT
                 if w.conn not in ready and not timed_out:
@@ -293,7 +299,10 @@ def _print_summary(s, workers, poison, out):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m gradc.fuzz", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m gradc.fuzz",
+        description="Differential fuzzing of gradc: random programs through backend='c', "
+                    "backend='numpy', the un-jitted transforms and finite differences.")
     ap.add_argument("--minutes", type=float, default=None, help="run for this long")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--programs", type=int, default=None, help="stop after N programs")
