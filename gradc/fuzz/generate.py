@@ -432,6 +432,8 @@ def make_where(b, name):
     rhs = ("lit", _threshold(b, a)) if rng.random() < 0.6 else ("var", b.operand(
         broadcast_partner(b, b.shape(a))))
     cond, cargs = fill(b.choice(catalog.spellings(compare, 2)), [("var", a), rhs])
+    if rng.random() < 0.15:    # stop_gradient where it changes no derivative: inside a condition
+        cond = cond.replace("{0}", "gc.stop_gradient({0})", 1)
     r = rng.random()
     if r < 0.15:
         cond = f"~({cond})"
