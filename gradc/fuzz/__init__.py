@@ -6,3 +6,5 @@ from .generate import generate
 from .program import Program, Stmt
 from .runner import fuzz
 from .shrink import shrink
+
+__all__ = ["Outcome", "Program", "Stmt", "check", "fuzz", "generate", "shrink"]

@@ -4,8 +4,8 @@ Every public function of `gradc` and `gradc.nn` (those defined in gradc.ops / gr
 *category* by its signature and by probing it on small arrays: a new `gc.arctan2(x, y)` is a binary
 elementwise op and is fuzzed with no new fuzzer code. Each category has one generator of calls
 (broadcasting, axis forms, spellings: `gc.f`, `np.f` where NumPy dispatches it, the method, the
-operator). The few ops with their own argument rules (views, matmul, concatenate, where, losses, ...)
-are categories of their own. `unclassified()` lists public ops no category takes, so they are seen.
+operator). The few ops with their own argument rules (views, matmul, concatenate, where,
+losses, ...) are categories of their own. `unclassified()` lists public ops no category takes.
 """
 import functools
 import inspect

@@ -239,7 +239,8 @@ def check(program, poison=True, dtypes=DTYPES, combined=True):
             grads, jt = _as_arrays(res[2]), _as_arrays(res[3])
             lhs = [c.astype(np.float64) * j for c, j in zip(cs, jt)]
             rhs = [g.astype(np.float64) * t for g, t in zip(grads, ts)]
-            lhs_sum, rhs_sum = sum(float(np.sum(a)) for a in lhs), sum(float(np.sum(a)) for a in rhs)
+            lhs_sum = sum(float(np.sum(a)) for a in lhs)
+            rhs_sum = sum(float(np.sum(a)) for a in rhs)
             # the products' magnitudes, not the sums': the sums may cancel to ~0
             scale = max(1.0, sum(float(np.sum(np.abs(a))) for a in lhs + rhs))
             if abs(lhs_sum - rhs_sum) > TOL[dtype][0] * 10 * scale:

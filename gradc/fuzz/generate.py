@@ -2,10 +2,10 @@
 
 Every proposed statement is run at once (gradc's ops compute eagerly on arrays) and kept only if it
 is *locally smooth* there: its value and finite differences along two random ±1 directions at two
-step sizes are finite, bounded and agree (a kink, a tie of a max, a where or comparison that flips, an
-argmax that changes, all within 1e-3 of the point, fail this). Programs therefore stay off kinks and
-ties without a rule per op; an op outside its domain (log of a negative) is retried behind an
-*adapter* that maps values into a safe range.
+step sizes are finite, bounded and agree (a kink, a tie of a max, a where or comparison that flips,
+an argmax that changes, all within 1e-3 of the point, fail this). Programs therefore stay off
+kinks and ties without a rule per op; an op outside its domain (log of a negative) is retried
+behind an *adapter* that maps values into a safe range.
 """
 import numpy as np
 
@@ -85,7 +85,8 @@ class Builder:
 
         def run(*values):
             with np.errstate(all="ignore"):
-                return np.asarray(eval(code, {"np": np, "gc": gc, **dict(zip(args, values))}))  # noqa: S307
+                scope = {"np": np, "gc": gc, **dict(zip(args, values))}
+                return np.asarray(eval(code, scope))  # noqa: S307 - the generator's own text
         try:
             value = run(*[self.vals[a] for a in args])
             ok = smooth_at(run, [self.vals[a] for a in args], self.rng)
@@ -247,7 +248,8 @@ def make_matmul(b, name):
         sb = (k, m)
     else:
         batch = list(sa[:-2])
-        batch = [1 if rng.random() < 0.3 else d for d in batch[int(rng.integers(0, len(batch) + 1)):]]
+        batch = batch[int(rng.integers(0, len(batch) + 1)):]
+        batch = [1 if rng.random() < 0.3 else d for d in batch]
         sb = tuple(batch) + (k, m)
         if rng.random() < 0.2:
             sb = (int(rng.choice([1, 2])),) + sb
@@ -283,7 +285,8 @@ def make_reshape(b, name):
     if v is None:
         return None
     target = _factor_shape(b.rng, int(np.prod(b.shape(v), dtype=int)))
-    return b.choice(["gc.reshape({0}, %r)", "np.reshape({0}, %r)", "{0}.reshape(%r)"]) % (target,), (v,)
+    spelling = b.choice(["gc.reshape({0}, %r)", "np.reshape({0}, %r)", "{0}.reshape(%r)"])
+    return spelling % (target,), (v,)
 
 
 def make_transpose(b, name):
@@ -378,7 +381,8 @@ def make_broadcast_to(b, name):
         return None
     target = [int(rng.choice([2, 3])) if d == 1 and rng.random() < 0.7 else d for d in b.shape(v)]
     target = [int(rng.choice([1, 2, 3])) for _ in range(int(rng.integers(0, 3)))] + target
-    return b.choice(["gc.broadcast_to({0}, %r)", "np.broadcast_to({0}, %r)"]) % (tuple(target),), (v,)
+    spelling = b.choice(["gc.broadcast_to({0}, %r)", "np.broadcast_to({0}, %r)"])
+    return spelling % (tuple(target),), (v,)
 
 
 def make_concatenate(b, name):
@@ -415,7 +419,8 @@ def make_stack(b, name):
     axis = int(rng.integers(-len(s) - 1, len(s) + 1))
     names = sorted(set(args), key=args.index)
     items = ", ".join("{%d}" % names.index(a) for a in args)
-    return b.choice(["gc.stack([%s], axis=%d)", "np.stack([%s], axis=%d)"]) % (items, axis), tuple(names)
+    spelling = b.choice(["gc.stack([%s], axis=%d)", "np.stack([%s], axis=%d)"])
+    return spelling % (items, axis), tuple(names)
 
 
 def _threshold(b, v):
@@ -439,7 +444,8 @@ def make_where(b, name):
         cond = f"~({cond})"
     elif r < 0.3:       # two conditions: & and | (logical_and / logical_or on masks)
         cond = f"(({cond}) {b.choice(['&', '|'])} ({{0}} < {_threshold(b, a)}))"
-    other = b.choice([("lit", scalar_text(rng)), ("var", b.operand(broadcast_partner(b, b.shape(a))))])
+    other = b.choice([("lit", scalar_text(rng)),
+                      ("var", b.operand(broadcast_partner(b, b.shape(a))))])
     args = list(cargs)
     if other[0] == "var":
         args.append(other[1])

@@ -55,8 +55,9 @@ BODIES = {
             "    _, jt = gc.jvp(f, tuple(xs), tuple(ts))\n"
             "    return outs, value, grads, jt\n"),
 }
-BODIES["all+hvp"] = BODIES["all"].replace("return outs, value, grads, jt", "return outs, value, grads, jt, "
-                                          "gc.grad(lambda xs: dot(gc.grad(lambda xs: dot(f(*xs), cs))(xs), ts))(xs)")
+HVP = "gc.grad(lambda xs: dot(gc.grad(lambda xs: dot(f(*xs), cs))(xs), ts))(xs)"
+BODIES["all+hvp"] = BODIES["all"].replace("return outs, value, grads, jt",
+                                          "return outs, value, grads, jt, " + HVP)
 
 
 def focus(kind):
@@ -87,14 +88,16 @@ def text(program, kind, detail="", full=False):
                  "_b.default_threads = lambda graph: 2          # force the split: two blocks\n"
                  "_s.choose = lambda graph, threads: _s.find_split(graph, threads)\n")
     if "batch split" in kind:      # as the checker: value and grad alone, float64, cs constants
-        call = ("def split_vg(xs):\n    return gc.value_and_grad(lambda xs: dot(f(*xs), cs))(xs)\n\n\n"
+        call = ("def split_vg(xs):\n"
+                "    return gc.value_and_grad(lambda xs: dot(f(*xs), cs))(xs)\n\n\n"
                 "args = [xs]\nexpected = gc.jit(split_vg, backend=\"numpy\")(*args)")
         got = "gc.jit(split_vg)(*args)"
     else:
         call = ("args = [[[a.astype(dtype) for a in part] for part in (xs, ts, cs)] for dtype in "
                 f"{dtypes!r}]\nexpected = gc.jit(each_dtype, backend=\"numpy\")(*args)")
         got = "gc.jit(each_dtype)(*args)"
-    harness = HARNESS.format(body=BODIES[part], call=call, got=got, xs=", ".join(map(array_text, xs)),
+    harness = HARNESS.format(body=BODIES[part], call=call, got=got,
+                             xs=", ".join(map(array_text, xs)),
                              ts=", ".join(map(array_text, ts)), cs=", ".join(map(array_text, cs)),
                              )
     return (head + "import numpy as np\nimport gradc as gc\n\n\n" + program.source()

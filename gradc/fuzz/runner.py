@@ -153,8 +153,8 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
             if time.monotonic() - last_report > 60:
                 last_report = time.monotonic()
                 failed = sum(n for k, n in counts.items() if k != "ok" and not k.startswith("skip"))
-                print(f"... {done} programs, {failed} failed, {last_report - start:.0f} s", file=out,
-                      flush=True)
+                print(f"... {done} programs, {failed} failed, {last_report - start:.0f} s",
+                      file=out, flush=True)
             for w in list(busy):
                 timed_out = time.monotonic() - w.started > TIMEOUT
                 if w.conn not in ready and not timed_out:
@@ -163,7 +163,8 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
                 if w.conn in ready:
                     kind, detail, program, new, n_stmts = w.receive()
                 else:
-                    kind, detail, program, new, n_stmts = "timeout", f"over {TIMEOUT} s", None, [], 0
+                    kind, detail, program, new, n_stmts = ("timeout", f"over {TIMEOUT} s", None,
+                                                           [], 0)
                 coverage.update(new)
                 statements += n_stmts
                 counts[kind] += 1
@@ -276,7 +277,8 @@ def reproduces(script, timeout=TIMEOUT):
 
 
 def _print_summary(s, workers, poison, out):
-    print(f"\ngradc fuzz: seed {s['seed']}: {s['programs']} programs ({s['statements']} statements) "
+    print(f"\ngradc fuzz: seed {s['seed']}: {s['programs']} programs "
+          f"({s['statements']} statements) "
           f"in {s['seconds']:.0f} s = {s['per_minute']:.0f} programs/minute on {workers} "
           f"worker(s); poison {'on' if poison else 'off'}", file=out)
     for kind, n in sorted(s["counts"].items(), key=lambda kv: (-kv[1], kv[0])):
@@ -284,7 +286,8 @@ def _print_summary(s, workers, poison, out):
     if s["failures"]:
         print(f"failure kinds: {len(s['failures'])}", file=out)
         for f in s["findings"]:
-            print(f"  class: {f['kind']}; ops {', '.join(f['ops'])}; {f['statements']} statement(s); "
+            print(f"  class: {f['kind']}; ops {', '.join(f['ops'])}; "
+                  f"{f['statements']} statement(s); "
                   f"seed {f['seed']}{'' if f['verified'] else ' (script does not reproduce alone)'}"
                   + (f"; {f['path']}" if f["path"] else ""), file=out)
     else:
@@ -315,7 +318,8 @@ def main(argv=None):
     ap.add_argument("--no-poison", action="store_true", help="do not poison outputs/workspace")
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--separate-dtypes", action="store_true",
-                    help="a kernel per dtype (default: float64 and float32 in one kernel, one cc call)")
+                    help="a kernel per dtype (default: float64 and float32 in one kernel, one "
+                         "cc call)")
     ap.add_argument("--shrink-seconds", type=float, default=120)
     ap.add_argument("--save", default=None, help="write each shrunk failure as DIR/*.py")
     ap.add_argument("--sanitize", action="store_true",

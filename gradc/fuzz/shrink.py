@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .program import Program, Stmt
+from .program import Stmt
 
 
 def prune(program):
