@@ -25,7 +25,9 @@ import traceback
 import numpy as np
 
 import gradc as gc
+from gradc import backends
 from gradc.cbackend import backend as c_backend, split as c_split
+from gradc.jit import Compiled
 
 from .program import run_eager
 
@@ -166,9 +168,27 @@ def _directional_fd(loss, xs, d):
 DTYPES = ("float64", "float32")
 
 
-def check(program, poison=True, dtypes=DTYPES, combined=True):
-    """The Outcome of one program (float64 is always computed: it is the reference for float32).
-    `combined`: every dtype in one kernel (one cc call), else a kernel per dtype."""
+class Prepared:
+    """A program ready to run: its function, arguments per dtype (inputs, tangents, cotangents)."""
+
+    def __init__(self, program, f, xs64, outs, dtypes):
+        self.program, self.f, self.xs64 = program, f, xs64
+        self.rng = np.random.default_rng(program.seed)
+        self.cs64 = [self.rng.uniform(-1, 1, o.shape) for o in outs]
+        ts64 = [self.rng.uniform(-1, 1, x.shape) for x in xs64]
+        self.dtypes = ("float64",) + tuple(d for d in dtypes if d != "float64")
+        self.args = {d: tuple([a.astype(d) for a in part] for part in (xs64, ts64, self.cs64))
+                     for d in self.dtypes}
+        self.before = {d: [[a.copy() for a in part] for part in parts]
+                       for d, parts in self.args.items()}
+        self.run = everything(f, program.hvp)
+
+    def each_dtype(self, *per_dtype):
+        return tuple(self.run(*a) for a in per_dtype)
+
+
+def prepare(program, dtypes=DTYPES):
+    """A Prepared program, or the Outcome that ends it before any compiling."""
     try:
         f = program.function()
         xs64 = [np.array(v, np.float64) for _, v in program.inputs]
@@ -177,36 +197,93 @@ def check(program, poison=True, dtypes=DTYPES, combined=True):
         return Outcome("invalid program", f"{type(e).__name__}: {e}"[:300])
     if not all(np.all(np.isfinite(o)) for o in outs):
         return Outcome("skip nonfinite", "the program's float64 outputs are not finite")
-    rng = np.random.default_rng(program.seed)
-    cs64 = [rng.uniform(-1, 1, o.shape) for o in outs]
-    ts64 = [rng.uniform(-1, 1, x.shape) for x in xs64]
-    dtypes = ("float64",) + tuple(d for d in dtypes if d != "float64")
-    args = {d: tuple([a.astype(d) for a in part] for part in (xs64, ts64, cs64)) for d in dtypes}
-    run = everything(f, program.hvp)
+    return Prepared(program, f, xs64, outs, dtypes)
 
-    def each_dtype(*per_dtype):
-        return tuple(run(*a) for a in per_dtype)
 
+class StageError(Exception):
+    def __init__(self, stage, error):
+        super().__init__(stage)
+        self.stage, self.error = stage, error
+
+
+def _run_jitted(preps, combined):
+    """{stage: [{dtype: result}] per prepared program} for backend="numpy" and "c". Combined: one
+    trace of all the programs and dtypes, run by the interpreter and compiled into ONE kernel;
+    else a jit per program, dtype and backend."""
     results = {}
-    before = {d: [[a.copy() for a in part] for part in parts] for d, parts in args.items()}
-    with poisoned(poison):
-        for stage in ("numpy", "c", "eager"):
+    if combined:
+        def everything_at_once(*per_program):
+            return tuple(p.each_dtype(*a) for p, a in zip(preps, per_program))
+        call_args = [tuple(p.args.values()) for p in preps]
+        try:
+            lowered = gc.jit(everything_at_once, backend="numpy").lower(*call_args)
+            results["numpy"] = lowered.compile()(*call_args)
+        except Exception as e:     # noqa: BLE001
+            raise StageError("numpy", e) from e
+        try:     # the same traced graph (no second trace), compiled by the C backend
+            compiled = Compiled(lowered, backends.get("c").compile(lowered))
+            results["c"] = compiled(*call_args)
+        except Exception as e:     # noqa: BLE001
+            raise StageError("c", e) from e
+        COVERAGE.update(n.prim.name for n in lowered.graph.nodes)
+    else:
+        for stage in ("numpy", "c"):
             try:
-                if stage == "eager":
-                    out = each_dtype(*args.values())
-                else:
-                    jitted = [gc.jit(each_dtype, backend=stage)] if combined else [
-                        gc.jit(run, backend=stage) for _ in dtypes]
-                    out = jitted[0](*args.values()) if combined else tuple(
-                        j(*a) for j, a in zip(jitted, args.values()))
-                    for compiled in (c for j in jitted if stage == "c" for c in j._cache.values()):
-                        COVERAGE.update(n.prim.name for n in compiled.lowered.graph.nodes)
-                results[stage] = dict(zip(dtypes, out))
+                results[stage] = [tuple(gc.jit(p.run, backend=stage)(*a) for a in p.args.values())
+                                  for p in preps]
             except Exception as e:     # noqa: BLE001
-                return _error(stage, e)
+                raise StageError(stage, e) from e
+    return {stage: [dict(zip(p.dtypes, out)) for p, out in zip(preps, outs)]
+            for stage, outs in results.items()}
 
+
+def check(program, poison=True, dtypes=DTYPES, combined=True):
+    """The Outcome of one program (float64 is always computed: it is the reference for float32).
+    `combined`: every dtype in one kernel (one cc call), else a kernel per dtype."""
+    return check_batch([program], poison, dtypes, combined)[0]
+
+
+def check_batch(programs, poison=True, dtypes=DTYPES, combined=True):
+    """Outcomes of several programs; with `combined`, all of them (and both dtypes) compile in one
+    kernel (one cc call for the batch). A batch that fails to compile or run is checked again one
+    program at a time, and so is a program that fails in a batch (a failure seen only in the batch
+    is reported as such)."""
+    preps = [prepare(p, dtypes) for p in programs]
+    live = [p for p in preps if isinstance(p, Prepared)]
+    try:
+        with poisoned(poison):
+            results = _run_jitted(live, combined) if live else {}
+    except StageError as e:
+        if len(live) > 1:
+            return [check(p, poison, dtypes, combined) for p in programs]
+        return [p if isinstance(p, Outcome) else _error(e.stage, e.error) for p in preps]
+    outcomes, k = [], 0
+    for p in preps:
+        if isinstance(p, Outcome):
+            outcomes.append(p)
+            continue
+        outcome = _finish(p, {stage: results[stage][k] for stage in results}, poison)
+        k += 1
+        if outcome.failed and len(live) > 1:
+            alone = check(p.program, poison, dtypes, combined)
+            if not alone.failed:
+                outcome = Outcome(outcome.kind + " only in a batch", outcome.detail)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _finish(prep, results, poison):
+    """The comparisons for one program, given its jitted results {stage: {dtype: result}}."""
+    program, f, xs64, cs64, args, rng = (prep.program, prep.f, prep.xs64, prep.cs64, prep.args,
+                                         prep.rng)
+    dtypes = prep.dtypes
+    try:
+        results["eager"] = dict(zip(dtypes, prep.each_dtype(*args.values())))
+    except Exception as e:     # noqa: BLE001
+        return _error("eager", e)
     changed = [f"{d} {name} {k}" for d, parts in args.items()
-               for name, part, saved in zip(("input", "tangent", "cotangent"), parts, before[d])
+               for name, part, saved in zip(("input", "tangent", "cotangent"), parts,
+                                            prep.before[d])
                for k, (a, b) in enumerate(zip(part, saved)) if not np.array_equal(a, b)]
     if changed:
         return Outcome("input modified", "after the calls: " + ", ".join(changed))
@@ -217,7 +294,7 @@ def check(program, poison=True, dtypes=DTYPES, combined=True):
         # NOTE: a kernel of its own: the split's search gives up on graphs with many inputs, as
         # the combined one (both dtypes, tangents, cotangents) has.
         try:
-            with forced_split(True), poisoned(poison):
+            with forced_split(True), poisoned(poison):   # noqa: SIM117
                 split_vg = gc.jit(lambda xs: gc.value_and_grad(lambda xs: _dot(f(*xs), cs64))(xs))
                 got = split_vg(xs64)
         except Exception as e:     # noqa: BLE001

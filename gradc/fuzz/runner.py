@@ -30,7 +30,7 @@ def _worker_main(conn, options, log_path):
     # glibc's "free(): invalid pointer") are the crash's detail.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 2)
-    from .check import COVERAGE, check
+    from .check import COVERAGE, check_batch
     from .generate import generate
     seen = set()
     while True:
@@ -38,13 +38,14 @@ def _worker_main(conn, options, log_path):
         if job is None:
             return
         what, payload = job
-        program = generate(payload, options["max_stmts"]) if what == "seed" else payload
-        outcome = check(program, poison=options["poison"], dtypes=options["dtypes"],
-                        combined=options.get("combined", True))
+        programs = ([generate(s, options["max_stmts"]) for s in payload] if what == "seeds"
+                    else [payload])
+        outcomes = check_batch(programs, poison=options["poison"], dtypes=options["dtypes"],
+                               combined=options.get("combined", True))
         new = COVERAGE - seen
         seen |= new
-        conn.send((outcome.kind, outcome.detail, program if outcome.failed else None,
-                   sorted(new), program.size()[0]))
+        conn.send(([(o.kind, o.detail, p if o.failed else None, p.size()[0])
+                    for o, p in zip(outcomes, programs)], sorted(new)))
 
 
 class Worker:
@@ -62,12 +63,13 @@ class Worker:
         self.job, self.started = job, time.monotonic()
 
     def receive(self):
-        """The worker's answer, or a crash outcome (kind, detail, None, [], 0) if it died."""
+        """The worker's answer ([(kind, detail, failed program or None, statements)] per program,
+        new primitives), or ([crash outcome], []) if it died."""
         try:
             return self.conn.recv()
         except (EOFError, OSError):
             self.proc.join(5)
-            return ("crash", self._last_words(), None, [], 0)
+            return [("crash", self._last_words(), None, 0)], []
 
     def _last_words(self):
         code = self.proc.exitcode
@@ -114,8 +116,8 @@ class Pool:
         worker.submit(job)
         if not worker.conn.poll(timeout):
             self.replace(worker)
-            return ("timeout", f"no answer in {timeout} s", None, [], 0)
-        answer = worker.receive()
+            return ("timeout", f"no answer in {timeout} s", None, 0)
+        (answer,), _ = worker.receive()
         if answer[0] == "crash":
             self.replace(worker)
         return answer
@@ -127,8 +129,10 @@ class Pool:
 
 def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float32"), poison=True,
          max_stmts=12, shrink_failures=True, save=None, out=sys.stdout, shrink_seconds=120,
-         shrink_per_kind=3, first_index=0, combined=True):
-    """Runs the fuzzer; returns the summary dict (also printed to `out`)."""
+         shrink_per_kind=3, first_index=0, combined=True, batch=8):
+    """Runs the fuzzer; returns the summary dict (also printed to `out`). Programs go to the
+    workers `batch` at a time (one kernel for a batch, see check.check_batch); a batch whose
+    worker dies is run again one program a job, so a crash is pinned on its program."""
     options = {"poison": poison, "dtypes": tuple(dtypes), "max_stmts": max_stmts,
                "combined": combined}
     pool = Pool(max(1, workers), options)
@@ -136,18 +140,29 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
     deadline = start + 60 * minutes if minutes else float("inf")
     limit = programs if programs is not None else (None if minutes else 100)
     counts, first, coverage, statements = collections.Counter(), {}, set(), 0
-    next_index, done, busy = first_index, 0, {}
+    next_index, done, busy, retry = first_index, 0, {}, collections.deque()
 
     def more():
-        return (limit is None or next_index < first_index + limit) and time.monotonic() < deadline
+        return bool(retry) or ((limit is None or next_index < first_index + limit)
+                               and time.monotonic() < deadline)
+
+    def submit(w):
+        nonlocal next_index
+        if retry:
+            indices = [retry.popleft()]
+        else:
+            end = next_index + batch if limit is None else min(next_index + batch,
+                                                               first_index + limit)
+            indices = list(range(next_index, end))
+            next_index = end
+        w.submit(("seeds", [program_seed(seed, i) for i in indices]))
+        busy[w] = indices
 
     last_report = start
     try:
         for w in pool.workers:
             if more():
-                w.submit(("seed", program_seed(seed, next_index)))
-                busy[w] = next_index
-                next_index += 1
+                submit(w)
         while busy:
             ready = wait([w.conn for w in busy], timeout=5)
             if time.monotonic() - last_report > 60:
@@ -159,28 +174,29 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
                 timed_out = time.monotonic() - w.started > TIMEOUT
                 if w.conn not in ready and not timed_out:
                     continue
-                index = busy.pop(w)
+                indices = busy.pop(w)
                 if w.conn in ready:
-                    kind, detail, program, new, n_stmts = w.receive()
+                    answers, new = w.receive()
                 else:
-                    kind, detail, program, new, n_stmts = ("timeout", f"over {TIMEOUT} s", None,
-                                                           [], 0)
+                    answers, new = [("timeout", f"over {TIMEOUT} s", None, 0)], []
                 coverage.update(new)
-                statements += n_stmts
-                counts[kind] += 1
-                done += 1
-                failed = not (kind == "ok" or kind.startswith("skip"))
-                if failed and len(first.setdefault(kind, [])) < shrink_per_kind:
-                    first[kind].append((program_seed(seed, index), detail, program))
-                if failed and len(first[kind]) == 1 and counts[kind] == 1:
-                    print(f"[{done}] {kind} (seed {program_seed(seed, index)}): {detail[:200]}",
-                          file=out, flush=True)
-                if kind in ("crash", "timeout"):
+                if answers[0][0] in ("crash", "timeout"):
                     w = pool.replace(w)
+                    if len(indices) > 1:          # pin it on one program: one a job
+                        retry.extend(indices)
+                        answers = []
+                for index, (kind, detail, program, n_stmts) in zip(indices, answers):
+                    statements += n_stmts
+                    counts[kind] += 1
+                    done += 1
+                    failed = not (kind == "ok" or kind.startswith("skip"))
+                    if failed and len(first.setdefault(kind, [])) < shrink_per_kind:
+                        first[kind].append((program_seed(seed, index), detail, program))
+                    if failed and len(first[kind]) == 1 and counts[kind] == 1:
+                        print(f"[{done}] {kind} (seed {program_seed(seed, index)}): "
+                              f"{detail[:200]}", file=out, flush=True)
                 if more():
-                    w.submit(("seed", program_seed(seed, next_index)))
-                    busy[w] = next_index
-                    next_index += 1
+                    submit(w)
         seconds = time.monotonic() - start
         findings, classes = [], {}
         if shrink_failures:      # a few of each kind, grouped by the ops the shrunk program uses
@@ -313,6 +329,9 @@ def main(argv=None):
                     help="index of the first program (program seed = seed * 1e6 + index): "
                          "--seed 21 --start 12 --programs 1 replays seed 21000012")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    ap.add_argument("--batch", type=int, default=8,
+                    help="programs compiled together in one kernel (a failing batch is re-run "
+                         "program by program)")
     ap.add_argument("--dtype", choices=("f32", "f64", "both"), default="both")
     ap.add_argument("--max-stmts", type=int, default=12)
     ap.add_argument("--no-poison", action="store_true", help="do not poison outputs/workspace")
@@ -334,5 +353,5 @@ def main(argv=None):
     dtypes = {"f32": ("float32",), "f64": ("float64",), "both": ("float64", "float32")}[a.dtype]
     summary = fuzz(a.seed, a.minutes, a.programs, a.workers, dtypes, not a.no_poison, a.max_stmts,
                    not a.no_shrink, a.save, shrink_seconds=a.shrink_seconds, first_index=a.start,
-                   combined=not a.separate_dtypes)
+                   combined=not a.separate_dtypes, batch=max(1, a.batch))
     return 1 if summary["failures"] else 0
