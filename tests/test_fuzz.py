@@ -41,9 +41,19 @@ def test_seeded_slice_has_no_failures():
 
 
 def test_catalogue_covers_the_public_ops():
-    """Every public op is in some category (a new op with a known signature is fuzzed at once)."""
+    """API.md section 3's ops are all in some category (a new op with a known signature is fuzzed
+    at once; one the fuzzer cannot place is listed in its summary)."""
     cats = catalog.catalogue()
-    assert catalog.unclassified() == []
+    section3 = {"add", "subtract", "multiply", "divide", "negative", "power", "square", "sqrt", "exp",
+                "log", "log1p", "expm1", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu",
+                "softplus", "maximum", "minimum", "where", "clip", "equal", "not_equal", "less",
+                "less_equal", "greater", "greater_equal", "sum", "mean", "max", "min", "argmax",
+                "argmin", "logsumexp", "reshape", "transpose", "expand_dims", "squeeze",
+                "broadcast_to", "concatenate", "stack", "matmul", "dot", "nn.softmax",
+                "nn.log_softmax", "nn.cross_entropy", "nn.mse", "nn.multiclass_hinge",
+                "nn.binary_cross_entropy_with_logits"}
+    assert not section3 & set(catalog.unclassified())
+    assert section3 <= {n for names in cats.values() for n in names}
     for name in ("tanh", "log", "sqrt", "add", "power", "maximum"):
         assert name in cats["unary"] + cats["binary"]
     assert {"sum", "mean", "max", "min", "logsumexp"} <= set(cats["reduction"])
