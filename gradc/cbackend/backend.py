@@ -204,6 +204,7 @@ class CExecutable:
 
 
 POISON_BYTE = 0xFF     # a NaN (with a payload) in every float, -1 in ints, an invalid bool
+GUARD = 64             # poisoned bytes before and after each buffer, checked after the call
 
 
 def poison_enabled():
@@ -211,27 +212,47 @@ def poison_enabled():
     return os.environ.get("GRADC_POISON", "") not in ("", "0")
 
 
-def _poisoned_empty(shape, dtype):
-    out = np.empty(shape, dtype)
-    out.reshape(-1).view(np.uint8).fill(POISON_BYTE)      # reshape: 0-d outputs too
-    return out
+def _guarded(nbytes):
+    """(buffer with GUARD poisoned bytes each side, its middle nbytes)."""
+    buf = np.full(nbytes + 2 * GUARD, POISON_BYTE, np.uint8)
+    return buf, buf[GUARD:GUARD + nbytes]
+
+
+def _intact(buf):
+    return bool((buf[:GUARD] == POISON_BYTE).all() and (buf[-GUARD:] == POISON_BYTE).all())
 
 
 class PoisonedCExecutable(CExecutable):
     """Fills every output and the workspace with POISON_BYTE before each call, so an output element
     the kernel never writes reads as NaN (not as the memory's or the last call's value), and a
-    workspace read before it is written spreads NaN. Calls go through Python, not the native fast
-    path: the normal path has no check for this mode."""
-    _empty = staticmethod(_poisoned_empty)
+    workspace read before it is written spreads NaN. Each buffer has guard bytes on both sides,
+    checked after the call: a write outside a buffer raises RuntimeError instead of corrupting the
+    heap. Calls go through Python, not the native fast path: the normal path has no check for this
+    mode."""
 
     def __init__(self, lowered):
         super().__init__(lowered)
         self.entry = None
 
+    def _empty(self, shape, dtype):
+        buf, middle = _guarded(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        outputs = sum(what.startswith("output") for what, _ in self._local.guarded)
+        self._local.guarded.append((f"output {outputs}", buf))
+        return middle.view(dtype).reshape(shape)
+
     def _workspace(self):
-        work = super()._workspace()
-        self._local.work[0].fill(POISON_BYTE)
-        return work
+        buf, middle = _guarded(max(self.workspace_bytes, 1))
+        self._local.guarded.append(("the workspace", buf))
+        return _from_buffer(middle)
+
+    def __call__(self, leaves):
+        self._local.guarded = []
+        outs = super().__call__(leaves)
+        broken = [what for what, buf in self._local.guarded if not _intact(buf)]
+        if broken:
+            raise RuntimeError(f"gradc kernel wrote outside {', '.join(broken)} (GRADC_POISON's "
+                               "guard bytes changed)")
+        return outs
 
 
 def raise_error(code):
