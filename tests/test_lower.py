@@ -195,3 +195,28 @@ def test_float32_and_float64_copies_of_a_step_are_not_one_function():
     for got, want in zip(gc.jit(f)(*args), gc.jit(f, backend="numpy")(*args)):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def _clip_outputs(x):
+    v = np.clip(x, -1.321, 0.906)
+    return np.broadcast_to(v, v.shape), v
+
+
+def _clip_everything(x, t, c0, c1):
+    outs = _clip_outputs(x)
+    value, grad = gc.value_and_grad(lambda x: gc.sum(_clip_outputs(x)[0] * c0)
+                                    + gc.sum(_clip_outputs(x)[1] * c1))(x)
+    return outs, value, grad, gc.jvp(_clip_outputs, (x,), (t,))[1]
+
+
+def test_float64_and_float32_sums_in_one_loop():
+    """A fuzzer finding (seed 20261204017468): the float64 and float32 copies of one program in one
+    kernel fuse into a loop carrying sums of both dtypes; under `omp simd` GCC 12 -march=native
+    got the float64 value wrong (2.76 for 4.15)."""
+    r = np.random.default_rng(17468)
+    x, t, c0, c1 = (r.uniform(-1.5, 1.5, (3, 2, 2, 4)) for _ in range(4))
+    both = lambda a, b: (_clip_everything(*a), _clip_everything(*b))   # noqa: E731
+    args = ((x, t, c0, c1), tuple(v.astype(np.float32) for v in (x, t, c0, c1)))
+    for got, want in zip(gc.tree_leaves(gc.jit(both)(*args)),
+                         gc.tree_leaves(gc.jit(both, backend="numpy")(*args))):
+        np.testing.assert_allclose(got, want, rtol=1e-4 if got.dtype == np.float32 else 1e-12)

@@ -335,7 +335,11 @@ class Emitter:
         dependence: every local accumulator opened at or outside it is updated inside it, so all
         of them are named (only those additions are reordered)."""
         carried = [r for r in reductions if accum[r.id] is not None and accum[r.id] <= depth]
-        if carried and all(r.prim.c == "sum" for r in carried):
+        # NOTE: only sums of one dtype: GCC 12 with -march=native (AVX2) miscompiled a loop
+        # summing float64 and float32 values together under `omp simd` (a fuzzer finding,
+        # tests/test_lower.py); without the pragma the same loop is right.
+        if carried and all(r.prim.c == "sum" for r in carried) \
+                and len({r.dtype for r in carried}) == 1:
             self.out(f"GRADC_SIMD_SUM({', '.join(self.local('acc', r) for r in carried)})", indent)
             return True
         return False
