@@ -257,6 +257,22 @@ def bind(prim, *args, **params):
     return compute(prim, args, params)
 
 
+def bind_sized(like, prim, **params):
+    """A primitive without inputs whose params hold a size of `like` (a named size's value, an
+    iota): recorded in like's trace, computed at once outside one."""
+    return bind_in(top_trace([like]), prim, **params)
+
+
+def bind_in(trace, prim, **params):
+    """A primitive without inputs recorded in `trace` (computed at once when it is None)."""
+    if trace is None:
+        return compute(prim, [], params)
+    shape, dtype = prim.shape_rule(**params)
+    node = Node(prim, [], params, shape, dtype, loc=_loc(), phase=_phase())
+    trace.made.append(node)
+    return Tracer(node, trace)
+
+
 def compute(prim, values, params):
     """A primitive on NumPy arrays, with the dtype its shape rule promises."""
     shape, dtype = prim.shape_rule(*[(np.shape(v), v.dtype) for v in values], **params)

@@ -3,6 +3,8 @@ import re
 
 import numpy as np
 
+from .symbolic import Dim
+
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int32 = np.dtype(np.int32)
@@ -48,6 +50,14 @@ def promote(operands):
     return canonical(np.result_type(*args))
 
 
+def _dimension(d):
+    if isinstance(d, str):
+        return Dim.named(d)
+    if isinstance(d, Dim):
+        return d
+    return int(d)
+
+
 class Spec:
     """An abstract argument: shape and dtype. Spec((64, 784), "float32") or Spec.parse("f32[64,784]").
 
@@ -57,11 +67,12 @@ class Spec:
     ((64, 784), dtype('float32'))
     """
 
-    _PATTERN = re.compile(r"^\s*(f32|f64|i32|i64|bool)\s*\[\s*([0-9,\s]*)\]\s*$")
+    _PATTERN = re.compile(r"^\s*(f32|f64|i32|i64|bool)\s*\[\s*([0-9A-Za-z_,\s]*)\]\s*$")
 
     def __init__(self, shape, dtype="float32"):
-        self.shape = tuple(int(s) for s in shape)
-        if any(s < 0 for s in self.shape):
+        # A dimension given by name ("n") is named (API.md section 10): any size, read at run time.
+        self.shape = tuple(_dimension(s) for s in shape)
+        if any(isinstance(s, int) and s < 0 for s in self.shape):
             raise ValueError(f"Spec shape must be non-negative, got {self.shape}")
         self.dtype = canonical(dtype)
 
@@ -73,10 +84,10 @@ class Spec:
             raise ValueError(f"cannot parse spec {text!r}: expected e.g. 'f32[64,784]' with dtype "
                              "f32, f64, i32, i64 or bool")
         dims = [d for d in match.group(2).replace(" ", "").split(",") if d]
-        return cls(tuple(int(d) for d in dims), SHORT_NAMES[match.group(1)])
+        return cls(tuple(int(d) if d.isdigit() else d for d in dims), SHORT_NAMES[match.group(1)])
 
     def __repr__(self):
-        return f"{short_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+        return f"{short_name(self.dtype)}[{','.join(map(repr, self.shape))}]"
 
     def __eq__(self, other):
         return isinstance(other, Spec) and (self.shape, self.dtype) == (other.shape, other.dtype)

@@ -5,6 +5,7 @@ import numpy as np
 from . import ops, shapes
 from .errors import ShapeError, user_location
 from .registry import export
+from .symbolic import prod
 
 _SPARE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"     # labels for the axes an ellipsis stands for
 
@@ -80,9 +81,9 @@ def _contract(a, la, b, lb, keep):
 
     a = arrange(a, la, batch + free_a + summed)
     b = arrange(b, lb, batch + summed + free_b)
-    nb, k = [int(np.prod([size[c] for c in cs], dtype=np.int64)) for cs in (batch, summed)]
-    na = int(np.prod([size[c] for c in free_a], dtype=np.int64))
-    nfb = int(np.prod([size[c] for c in free_b], dtype=np.int64))
+    nb, k = [prod([size[c] for c in cs]) for cs in (batch, summed)]
+    na = prod([size[c] for c in free_a])
+    nfb = prod([size[c] for c in free_b])
     out = ops.matmul(ops.reshape(a, (nb, na, k)), ops.reshape(b, (nb, k, nfb)))
     labels = batch + free_a + free_b
     return ops.reshape(out, tuple(size[c] for c in labels)), labels

@@ -2,7 +2,7 @@
 implementations. It is the reference the C backend is tested against."""
 import numpy as np
 
-from . import core
+from . import core, symbolic
 
 
 def last_uses(graph):
@@ -16,14 +16,15 @@ def last_uses(graph):
     return last
 
 
-def run(graph, inputs):
-    """Evaluates graph on NumPy input arrays; returns fresh output arrays."""
+def run(graph, inputs, sizes=None):
+    """Evaluates graph on NumPy input arrays; returns fresh output arrays. `sizes` gives the
+    values of named dimensions ({name: int}) where the graph has them."""
     # NOTE: gc.where evaluates both branches, so the unused one may divide by zero: no warnings.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return _run(graph, inputs)
+        return _run(graph, inputs, sizes)
 
 
-def _run(graph, inputs):
+def _run(graph, inputs, sizes):
     env = {}
     last = last_uses(graph)
     for node, value in zip(graph.inputs, inputs):
@@ -35,7 +36,8 @@ def _run(graph, inputs):
             env[node.id] = node.params["value"]
             continue
         args = [env[inp.id] for inp in node.inputs]
-        out = np.asarray(node.prim.impl(*args, **node.params))
+        params = node.params if sizes is None else symbolic.substitute(node.params, sizes)
+        out = np.asarray(node.prim.impl(*args, **params))
         env[node.id] = out if out.dtype == node.dtype else out.astype(node.dtype)
         for inp in node.inputs:   # free values nobody needs any more
             if last.get(inp.id) == i:
@@ -76,6 +78,9 @@ def replay(graph, inputs):
             if node.prim.name == "const":    # stays a node when tracing, so it is not folded eagerly
                 value = node.params["value"]
                 env[node.id] = value if trace is None else core.Tracer(trace.node_of(value), trace)
+                continue
+            if not node.inputs:     # a named size's value, an iota: of the enclosing trace
+                env[node.id] = core.bind_in(trace, node.prim, **node.params)
                 continue
             env[node.id] = core.bind(node.prim, *[env[i.id] for i in node.inputs], **node.params)
     return [env[out.id] for out in graph.outputs]

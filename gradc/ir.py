@@ -4,6 +4,7 @@ import itertools
 import numpy as np
 
 from .dtypes import short_name
+from .symbolic import Dim, prod
 
 _ids = itertools.count()
 
@@ -54,7 +55,7 @@ class Node:
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return prod(self.shape)
 
     @property
     def nbytes(self):
@@ -62,7 +63,7 @@ class Node:
 
     @property
     def type_str(self):
-        return f"{short_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+        return f"{short_name(self.dtype)}[{','.join(map(repr, self.shape))}]"
 
     def __repr__(self):
         return f"Node({self.prim.name}#{self.id}:{self.type_str})"
@@ -199,4 +200,5 @@ def _format_params(node):
         return f"[{value.item()!r}]" if value.size == 1 else f"[array {value.shape}]"
     if not shown:
         return ""
-    return "[" + ", ".join(f"{k}={v}" for k, v in shown.items()) + "]"
+    return "[" + ", ".join(f"{k}={v!r}" if isinstance(v, Dim) else f"{k}={v}"
+                           for k, v in shown.items()) + "]"

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from . import backends, compile_log, core, dtypes, hazards, nans, ops, pickling, printing
+from . import backends, compile_log, core, dtypes, hazards, nans, ops, pickling, printing, symbolic
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -289,9 +289,9 @@ def check_leaves(leaves, specs, names):
             array = np.asarray(array)
         if not array.dtype.isnative and array.dtype.newbyteorder("=") == dtype:
             array = array.astype(dtype)       # the same dtype in the other byte order
-        if array.shape != shape or array.dtype != dtype:
+        if not symbolic.fits(array.shape, shape) or array.dtype != dtype:
             raise ValueError(f"argument {name}: expected {dtypes.short_name(dtype)}"
-                             f"[{','.join(map(str, shape))}], got {dtypes.short_name(array.dtype)}"
+                             f"[{','.join(map(repr, shape))}], got {dtypes.short_name(array.dtype)}"
                              f"[{','.join(map(str, array.shape))}]")
         out.append(array)
     return out

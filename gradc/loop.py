@@ -21,6 +21,7 @@ from . import core, interpreter, ops, printing
 from .errors import user_location
 from .ir import Graph
 from .tree import tree_flatten, tree_unflatten
+from .symbolic import prod
 
 
 # ---- the primitive's rules -----------------------------------------------------------------------
@@ -38,7 +39,7 @@ def shape_rule(*avals, body, length, reverse, n_carry, n_xs, select):
     chosen = [output_avals(body, length, n_carry)[k] for k in select]
     if len(chosen) == 1:
         return chosen[0]
-    return (sum(int(np.prod(s, dtype=np.int64)) for s, _ in chosen),), chosen[0][1]
+    return (sum(prod(s) for s, _ in chosen),), chosen[0][1]
 
 
 def impl(*args, body, length, reverse, n_carry, n_xs, select):
@@ -72,7 +73,7 @@ def unpack(value, avals):
         return [value]
     out, start = [], 0
     for shape, _ in avals:
-        size = int(np.prod(shape, dtype=np.int64))
+        size = prod(shape)
         out.append(ops.reshape(ops.slice_axis(value, 0, start, start + size), shape))
         start += size
     return out

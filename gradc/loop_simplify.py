@@ -6,6 +6,7 @@ import numpy as np
 from . import core
 from .ir import Graph
 from .loop import output_avals, shape_rule
+from .symbolic import prod
 
 
 def _key(node):
@@ -20,13 +21,13 @@ def _offsets(params):
     offsets, start = {}, 0
     for k in params["select"]:
         offsets[k] = start
-        start += int(np.prod(avals[k][0], dtype=np.int64))
+        start += prod(avals[k][0])
     return offsets
 
 
 def _sizes(params):
     avals = output_avals(params["body"], params["length"], params["n_carry"])
-    return {k: int(np.prod(avals[k][0], dtype=np.int64)) for k in params["select"]}
+    return {k: prod(avals[k][0]) for k in params["select"]}
 
 
 def _scan_node(inputs, params, like):

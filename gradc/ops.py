@@ -10,6 +10,7 @@ from . import core, dtypes
 from . import primitives as P
 from .errors import ShapeError, user_location
 from .registry import export, numpy_reduction
+from .symbolic import Dim, as_shape, prod
 
 
 def bind(prim, *args, **params):
@@ -99,7 +100,7 @@ def broadcast_to(x, shape):
            [1., 2.]])
     """
     x = asarray(x)
-    shape = tuple(int(s) for s in shape)
+    shape = as_shape(shape)
     return x if x.shape == shape else bind(P.broadcast_to, x, shape=shape)
 
 
@@ -509,8 +510,7 @@ def mean(x, axis=None, keepdims=False):
     """
     x = _float(x)
     axes = normalize_axes("mean", axis, x.ndim)
-    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    return divide(sum(x, axis, keepdims), count)
+    return divide(sum(x, axis, keepdims), count_value(x, axes))
 
 
 @export("max", "amax", numpy_call=numpy_reduction)
@@ -599,11 +599,11 @@ def reshape(x, shape):
            [3., 4., 5.]])
     """
     x = asarray(x)
-    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(int(s) for s in shape)
+    shape = (shape,) if isinstance(shape, (numbers.Integral, Dim)) else as_shape(shape)
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape: more than one -1 in {shape} (at {user_location()})")
     if -1 in shape:
-        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        known = prod([s for s in shape if s != -1])
         if known == 0 or x.size % known:
             raise ShapeError(f"reshape: cannot reshape {x.shape} into {shape} (at {user_location()})")
         shape = tuple(x.size // known if s == -1 else s for s in shape)
@@ -809,6 +809,24 @@ def _broadcast_indices(indices):
     return [broadcast_to(i, shape) for i in indices]
 
 
+def count_value(x, axes, minus=0):
+    """The number of elements over axes of x (less `minus`), a Python int; where a size is named,
+    a weakly typed traced scalar of x's dtype computed at run time."""
+    count = prod([x.shape[a] for a in axes]) - minus
+    if not isinstance(count, Dim):
+        return count
+    out = core.bind_sized(x, P.dim_value, size=count, dtype=x.dtype)
+    out.weak = True
+    return out
+
+
+def arange_of(like, size, dtype):
+    """np.arange(size) for a size of `like` that may be named."""
+    if isinstance(size, Dim):
+        return core.bind_sized(like, P.iota, size=size, dtype=np.dtype(dtype))
+    return np.arange(size, dtype=dtype)
+
+
 def take_along_rows(x, labels, op):
     """x[arange(B), labels] with labels required to lie in [0, C): the losses' label lookup."""
     labels = asarray(labels)
@@ -816,7 +834,7 @@ def take_along_rows(x, labels, op):
         raise TypeError(f"{op}: labels must be integers, got {labels.dtype}")
     if x.ndim == 1:
         return bind(P.gather, x, reshape(labels, (1,)), wrap=False).reshape(())
-    rows = np.arange(x.shape[0], dtype=labels.dtype)
+    rows = arange_of(x, x.shape[0], labels.dtype)
     if labels.shape != (x.shape[0],):
         raise ShapeError(f"{op}: labels of shape {labels.shape} do not fit scores of shape "
                          f"{x.shape} (at {user_location()})")

@@ -20,6 +20,7 @@ import numpy as np
 from . import ops as G
 from .dtypes import bool_, int64
 from .errors import ShapeError, user_location
+from .symbolic import prod
 
 PRIMITIVES = {}
 
@@ -260,7 +261,7 @@ argmax = define(Primitive("argmax", "reduce",
 # ---- shape ---------------------------------------------------------------------------------------
 
 def _reshape_rule(x, shape):
-    if int(np.prod(x[0], dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+    if prod(x[0]) != prod(shape):
         raise shape_error("reshape", f"cannot reshape {x[0]} into {shape}")
     return tuple(shape), x[1]
 
@@ -430,7 +431,7 @@ def _random_impl(key, shape, dtype):
     int64 gives the first output word, float32 its top 24 bits as a uniform in [0, 1), float64
     53 bits of both words."""
     k = np.asarray(key).astype(np.int64) & 0xFFFFFFFF
-    i = np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.uint64)
+    i = np.arange(prod(shape), dtype=np.uint64)
     o0, o1 = threefry2x32(k[0], k[1], i >> np.uint64(32), i & np.uint64(0xFFFFFFFF))
     dtype = np.dtype(dtype)
     if dtype == np.int64:
@@ -483,6 +484,20 @@ matmul = define(Primitive("matmul", "matmul", np.matmul, _matmul_rule, jvp=_matm
 
 input = define(Primitive("input", "source", None, c="input"))
 const = define(Primitive("const", "source", None, c="const"))   # params: value (an ndarray)
+# A named size's value at run time (API.md section 10: mean's divisor over a named dim), a scalar
+# of `dtype`; params: size (a symbolic.Dim).
+dim_value = define(Primitive("dim_value", "source", lambda size, dtype: np.asarray(size, dtype),
+                             lambda size, dtype: ((), np.dtype(dtype)), c="dim_value"))
+
+
+def _iota_rule(size, dtype):
+    return (size,), np.dtype(dtype)
+
+
+# 0, 1, ..., size - 1 for a size that may be named (the rows of a batch of named length);
+# a primitive because np.arange of a named size is no constant.
+iota = define(Primitive("iota", "iota", lambda size, dtype: np.arange(size, dtype=dtype), _iota_rule,
+                        c="iota"))
 
 
 
@@ -502,7 +517,7 @@ def _square_rule(name):
 def _batch_n(node):
     x = node.inputs[0]
     n = x.shape[-1]
-    return [int(np.prod(x.shape[:-2], dtype=np.int64)), n]
+    return [prod(x.shape[:-2]), n]
 
 
 def _inv_vjp(ct, a, out):

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import dtypes, ops
 from .registry import export
+from .symbolic import prod
 
 
 def refuse(name, **args):
@@ -16,7 +17,7 @@ def refuse(name, **args):
 
 
 def _count(x, axes):
-    return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    return prod([x.shape[a] for a in axes])
 
 
 @export("var", example='np.array([[1.0, 2.0, 4.0]]), axis=1, ddof=1')
@@ -26,7 +27,7 @@ def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     x = ops._float(x)
     axes = ops.normalize_axes("var", axis, x.ndim)
     centered = ops.subtract(x, ops.mean(x, axes, keepdims=True))
-    return ops.divide(ops.sum(ops.square(centered), axes, keepdims), _count(x, axes) - ddof)
+    return ops.divide(ops.sum(ops.square(centered), axes, keepdims), ops.count_value(x, axes, ddof))
 
 
 @export("std", example='np.array([1.0, 2.0, 4.0])')

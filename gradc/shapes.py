@@ -8,6 +8,7 @@ import numpy as np
 from . import core, ops
 from .errors import ShapeError, user_location
 from .registry import export
+from .symbolic import prod
 
 
 def _axis(name, axis, ndim):
@@ -344,7 +345,7 @@ def tensordot(a, b, axes=2):
                          f"{b.shape} on axes {axes_b} (at {user_location()})")
     free_a = [i for i in range(a.ndim) if i not in axes_a]
     free_b = [i for i in range(b.ndim) if i not in axes_b]
-    k = int(np.prod([a.shape[i] for i in axes_a], dtype=np.int64))
+    k = prod([a.shape[i] for i in axes_a])
     a2 = ops.reshape(ops.transpose(a, free_a + axes_a), (-1, k))
     b2 = ops.reshape(ops.transpose(b, axes_b + free_b), (k, -1))
     shape = tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b)

@@ -6,6 +6,8 @@ import numpy as np
 
 from . import primitives as P
 from .ir import Graph, Node, repeated_value
+from . import symbolic
+from .symbolic import prod
 
 FOLD_LIMIT = 4096      # constants larger than this stay computed at run time (they are data)
 
@@ -56,8 +58,8 @@ def fold_constants(graph):
             return node     # NOTE: a loop on constants still runs when called, not when simplified
         if node.prim.kind in ELEMENTWISE and not all(i.prim is P.const for i in node.inputs):
             return _fold_uniform(node)
-        if not all(i.prim is P.const for i in node.inputs):
-            return node
+        if not all(i.prim is P.const for i in node.inputs) or symbolic.contains(node.shape):
+            return node     # a named size is not known until the kernel runs
         largest = max(i.size for i in node.inputs)
         if node.size > FOLD_LIMIT or node.size > max(largest, 1):
             return node     # e.g. a broadcast scalar stays a broadcast, not a big literal array
@@ -133,7 +135,7 @@ def _leading_block(node):
     if not x.shape or any(step != 1 for step in p["steps"]) or any(p["starts"][1:]) \
             or node.shape[1:] != x.shape[1:]:
         return None
-    return p["starts"][0] * int(np.prod(x.shape[1:], dtype=np.int64))
+    return p["starts"][0] * prod(x.shape[1:])
 
 
 def _slice_of_flat(node):

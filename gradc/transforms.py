@@ -14,6 +14,7 @@ from .simplify import simplify
 from .tree import tree_flatten, tree_unflatten
 from ._types import ArgNums, ArrayLike, PyTree
 from typing import Callable, Optional, Sequence, Tuple
+from .symbolic import prod
 
 
 # ---- tracing helpers -----------------------------------------------------------------------------
@@ -313,14 +314,14 @@ def _jacobian_one(fn, args, n, mode):
         out_shape = tuple(np.shape(out)) if not isinstance(out, core.Tracer) else out.shape
         out_dtype = abstract(out)[1]
         rows = []
-        for k in range(int(np.prod(out_shape, dtype=np.int64))):
-            e = np.zeros(int(np.prod(out_shape, dtype=np.int64)), out_dtype)
+        for k in range(prod(out_shape)):
+            e = np.zeros(prod(out_shape), out_dtype)
             e[k] = 1
             rows.append(vjp_fn(e.reshape(out_shape))[0])
         return ops.reshape(ops.stack(rows), out_shape + x_shape)
     cols, out_shape = [], None
-    for k in range(int(np.prod(x_shape, dtype=np.int64))):
-        e = np.zeros(int(np.prod(x_shape, dtype=np.int64)), x_dtype)
+    for k in range(prod(x_shape)):
+        e = np.zeros(prod(x_shape), x_dtype)
         e[k] = 1
         out, tan = jvp(f_of_x, (x,), (e.reshape(x_shape),))
         out_shape = tuple(np.shape(out)) if not isinstance(out, core.Tracer) else out.shape

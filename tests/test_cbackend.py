@@ -1195,6 +1195,8 @@ def _warning_cases():
             (f"cross_entropy_i64_{name}", vg(_ce), (_f((6, 4), dt), np.array([0, 3, 1, 2, 2, 0]))),
             (f"cross_entropy_i32_{name}", vg(_ce),
              (_f((6, 4), dt), np.array([0, 3, 1, 2, 2, 0], np.int32))),
+            (f"cross_entropy_named_{name}", vg(lambda l, y: gc.nn.cross_entropy(l, y) + gc.mean(l)),
+             (gc.Spec(("n", 4), dt), gc.Spec(("n",), np.int64))),        # dim_value, iota
             (f"cross_entropy_1d_{name}", vg(lambda l, y: gc.nn.cross_entropy(l, y)),
              (_f(4, dt), np.int64(2))),
             (f"matmul_{name}", vg(_matmul_all, argnums=(0, 1, 2, 3, 4)),

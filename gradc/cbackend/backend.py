@@ -20,6 +20,8 @@ from .csyntax import passed_consts
 from .driver import split_driver
 from .lower import lower
 from .vecmath import simd_declarations
+from .. import symbolic
+from ..symbolic import prod
 
 KERNEL = "gradc_kernel"
 _ffi = cffi.FFI()
@@ -122,7 +124,7 @@ class OutputPool:
         self.lock = threading.Lock()
 
     def empty(self, shape, dtype):
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = prod(shape) * dtype.itemsize
         if nbytes < self.MIN_BYTES:
             return np.empty(shape, dtype)
         with self.lock:
@@ -148,7 +150,8 @@ class CExecutable:
         graph = lowered.graph
         blas.load()      # gradc's BLAS with its threads (and OpenBLAS's core type) before a kernel links it
         graph_key = fingerprint(graph, default_threads(graph))
-        known = build.read_index(graph_key)
+        symbolic_sizes = bool(symbolic.dim_names(graph))   # its facts hold sizes, not numbers
+        known = None if symbolic_sizes else build.read_index(graph_key)
         self.lib = known and build.load_cached(known["key"], _ffi.dlopen)
         if self.lib:     # warm start: this graph was compiled before, no C to generate
             path, seconds, hit, facts = build.cache_dir() / f"{known['key']}.so", 0.0, True, known
@@ -159,7 +162,8 @@ class CExecutable:
                 extra_flags=build.OPENMP_FLAGS if code.uses_threads else ())
             facts = {"key": path.stem, "kernels": code.kernels,
                      "workspace_bytes": code.workspace_bytes}
-            build.write_index(graph_key, facts)
+            if not symbolic_sizes:
+                build.write_index(graph_key, facts)
         self.fn = getattr(self.lib, KERNEL)
         self.out_specs = [(n.shape, n.dtype) for n in graph.outputs]
         self.const_arrays = [np.ascontiguousarray(n.params["value"])
@@ -168,7 +172,13 @@ class CExecutable:
         self.workspace_bytes = facts["workspace_bytes"]
         self._local = threading.local()
         self.entry = None
-        big_outputs = any(int(np.prod(s, dtype=np.int64)) * d.itemsize >= OutputPool.MIN_BYTES
+        self.dims = symbolic.dim_names(graph)
+        if self.dims:       # named sizes: read from the arguments at each call, passed last
+            self.in_specs = [n.shape for n in graph.inputs]
+            self.in_names = [n.name or f"arg{i}" for i, n in enumerate(graph.inputs)]
+            self.stats = self._stats(graph, facts, start, hit, seconds, path)
+            return
+        big_outputs = any(prod(s) * d.itemsize >= OutputPool.MIN_BYTES
                           for s, d in self.out_specs)
         if _fastcall is not None and not big_outputs:     # big outputs come from the pool
             weak = getattr(lowered, "in_weak", [False] * len(graph.inputs))
@@ -177,15 +187,19 @@ class CExecutable:
             self.entry = _fastcall.Entry(int(_ffi.cast("uintptr_t", self.fn)), tuple(kinds),
                                          tuple((d.num, s) for s, d in self.out_specs),
                                          tuple(self.const_arrays), self.workspace_bytes, self.lib)
-        self.stats = {"nodes": len(graph.nodes), "kernels": facts["kernels"],
-                      "workspace_bytes": self.workspace_bytes,
-                      "compile_seconds": time.perf_counter() - start if not hit else seconds,
-                      "cache_hit": hit, "backend": "c", "library": str(path)}
+        self.stats = self._stats(graph, facts, start, hit, seconds, path)
 
-    def _workspace(self):
+    def _stats(self, graph, facts, start, hit, seconds, path):
+        return {"nodes": len(graph.nodes), "kernels": facts["kernels"],
+                "workspace_bytes": self.workspace_bytes,
+                "compile_seconds": time.perf_counter() - start if not hit else seconds,
+                "cache_hit": hit, "backend": "c", "library": str(path)}
+
+    def _workspace(self, nbytes=None):
+        nbytes = max(self.workspace_bytes if nbytes is None else nbytes, 1)
         work = getattr(self._local, "work", None)
-        if work is None:
-            buf = np.empty(max(self.workspace_bytes, 1), np.uint8)
+        if work is None or len(work[0]) < nbytes:
+            buf = np.empty(nbytes, np.uint8)
             work = self._local.work = (buf, _from_buffer(buf))
         return work[1]
 
@@ -195,6 +209,17 @@ class CExecutable:
             if not (a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative):
                 a = np.require(a, a.dtype.newbyteorder("="), "CA")   # a copy, as NumPy would
             ptrs.append(_from_buffer(a))
+        if self.dims:
+            sizes = symbolic.bind_sizes([a.shape for a in leaves], self.in_specs, self.in_names)
+            outs = [self._empty(symbolic.substitute(shape, sizes), dtype)
+                    for shape, dtype in self.out_specs]
+            dims = np.array([sizes[d] for d in self.dims], np.int64)
+            argv = _new("void *[]", ptrs + self.const_ptrs + [_from_buffer(o) for o in outs]
+                        + [_from_buffer(dims)])
+            code = self.fn(argv, self._workspace(symbolic.evaluate(self.workspace_bytes, sizes)))
+            if code:
+                raise_error(code)
+            return outs
         outs = [self._empty(shape, dtype) for shape, dtype in self.out_specs]
         argv = _new("void *[]", ptrs + self.const_ptrs + [_from_buffer(o) for o in outs])
         code = self.fn(argv, self._workspace())
@@ -235,7 +260,7 @@ class PoisonedCExecutable(CExecutable):
         self.entry = None
 
     def _empty(self, shape, dtype):
-        buf, middle = _guarded(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        buf, middle = _guarded(prod(shape) * dtype.itemsize)
         outputs = sum(what.startswith("output") for what, _ in self._local.guarded)
         self._local.guarded.append((f"output {outputs}", buf))
         return middle.view(dtype).reshape(shape)

@@ -6,6 +6,7 @@ import numpy as np
 from . import plan as P
 from .csyntax import ctype
 from .loops import Affine, offset_of
+from ..symbolic import prod
 
 
 def matmul(em, step):
@@ -19,7 +20,7 @@ def matmul(em, step):
     m, k, n = P.product_shape(node)
     if terms:
         k = sum(P.product_shape(t)[1] for t in terms)
-    batch = int(np.prod(node.shape[:-2], dtype=np.int64))
+    batch = prod(node.shape[:-2])
     f = "f" if node.dtype == np.float32 else "d"
     operands = []
     for x, nrows, cols in ((a, m, k), (b, k, n)):
@@ -78,7 +79,7 @@ def matmul(em, step):
 
 def _index_loop(em, node, indices, dims, wrap, body):
     """Loop over the (broadcast) index arrays computing a checked row offset into dims."""
-    count = int(np.prod(indices[0].shape, dtype=np.int64))
+    count = prod(indices[0].shape)
     em.out(f"for (int64_t s = 0; s < {count}; s++) {{", note=em.comment(node))
     em.out("int64_t row = 0;", 2)
     for idx, dim in zip(indices, dims):
@@ -91,7 +92,7 @@ def _index_loop(em, node, indices, dims, wrap, body):
 def gather(em, step):
     node = step.node
     x, *indices = node.inputs
-    rest = int(np.prod(x.shape[len(indices):], dtype=np.int64))
+    rest = prod(x.shape[len(indices):])
     _index_loop(em, node, indices, x.shape[:len(indices)], node.params["wrap"],
                 f"for (int64_t r = 0; r < {rest}; r++) {em.ptr(node)}[s * {rest} + r] = "
                 f"{em.ptr(x)}[row * {rest} + r];")
@@ -101,7 +102,7 @@ def scatter_add(em, step):
     node = step.node
     g, *indices = node.inputs
     shape = node.params["shape"]
-    rest = int(np.prod(shape[len(indices):], dtype=np.int64))
+    rest = prod(shape[len(indices):])
     em.out(f"memset({em.ptr(node)}, 0, {node.size} * sizeof({ctype(node.dtype)}));")
     _index_loop(em, node, indices, shape[:len(indices)], node.params["wrap"],
                 f"for (int64_t r = 0; r < {rest}; r++) {em.ptr(node)}[row * {rest} + r] += "
@@ -150,9 +151,9 @@ def argmax(em, step):
     node = step.node
     x = node.inputs[0]
     axis = node.params["axis"]
-    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    outer = prod(x.shape[:axis])
     n = x.shape[axis]
-    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    inner = prod(x.shape[axis + 1:])
     px, po = em.ptr(x), em.ptr(node)
     em.out(f"for (int64_t o = 0; o < {outer}; o++) for (int64_t r = 0; r < {inner}; r++) {{",
            note=em.comment(node))
@@ -170,7 +171,7 @@ def runtime_call(em, step):
     node = step.node
     suffix = "f32" if node.dtype == np.float32 else "f64"
     args = [em.ptr(node)] + [em.ptr(i) for i in node.inputs] + [
-        str(int(a)) for a in node.prim.extra["call_args"](node)]
+        str(a) for a in node.prim.extra["call_args"](node)]
     em.out(f"{{ int rc = {node.prim.c}_{suffix}({', '.join(args)}); if (rc) return rc; }}",
            note=em.comment(node))
 
@@ -182,6 +183,13 @@ def random_bits(em, step):
     form = {"int64": "bits", "float32": "uniformf", "float64": "uniform"}[node.dtype.name]
     em.out(f"for (int64_t s = 0; s < {node.size}; s++) {em.ptr(node)}[s] = gradc_random_{form}("
            f"(uint32_t){key}[0], (uint32_t){key}[1], s);", note=em.comment(node))
+
+
+def iota(em, step):
+    """0, 1, ..., size - 1 (the rows of a batch whose size is named)."""
+    node = step.node
+    em.out(f"for (int64_t s = 0; s < {node.size}; s++) {em.ptr(node)}[s] = "
+           f"({ctype(node.dtype)})s;", note=em.comment(node))
 
 
 def _operand(em, x):
@@ -256,4 +264,5 @@ def scan(em, step):
 
 
 CALLS = {"matmul": matmul, "gather": gather, "scatter_add": scatter_add, "unslice": unslice,
-         "concatenate": concatenate, "argmax": argmax, "random_bits": random_bits, "scan": scan}
+         "concatenate": concatenate, "argmax": argmax, "random_bits": random_bits, "scan": scan,
+         "iota": iota}

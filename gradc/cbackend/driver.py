@@ -5,6 +5,7 @@ import numpy as np
 from . import plan as P
 from . import split as split_module
 from .csyntax import ctype, passed_consts
+from ..symbolic import prod
 
 
 def split_driver(split, name, block_name, block_workspace, static=False):
@@ -26,8 +27,8 @@ def split_driver(split, name, block_name, block_workspace, static=False):
         memory, else a copy in the block's workspace (made before the call for an input, copied
         out after it for an output)."""
         nonlocal offset
-        inner = int(np.prod(node.shape[axis + 1:], dtype=np.int64)) * node.dtype.itemsize
-        count, run, whole = int(np.prod(node.shape[:axis], dtype=np.int64)), split.rows * inner, \
+        inner = prod(node.shape[axis + 1:]) * node.dtype.itemsize
+        count, run, whole = prod(node.shape[:axis]), split.rows * inner, \
             split.size * inner
         if count == 1:
             body.append(f"a[{k}] = (char *)args[{arg}] + r * {run};  /* {what}: rows of block r */")

@@ -9,6 +9,7 @@ per step (its parameters are the pointers), the others are filled in place."""
 import numpy as np
 
 from . import plan as P
+from ..symbolic import c_name, dim_names, prod
 from .calls import CALLS, runtime_call
 from .csyntax import EXPR_CTYPES, ctype, literal, passed_consts
 from .loops import (is_point, local_ids, member_reads, offset_of, point_index, reduced_index,
@@ -139,12 +140,23 @@ class Emitter:
             self.out(f"{t}out{i} = ({t.strip()})args[{base + i}];", note=f"output {i}: {out.type_str}")
             if i in outs:
                 self.pointer[outs[i]] = f"out{i}"
+        for k, name in enumerate(dim_names(g)):     # named sizes, after the outputs
+            if k == 0:
+                self.out(f"const int64_t *dims = (const int64_t *)args[{base + len(g.outputs)}];",
+                         note="the named sizes")
+            self.out(f"const int64_t {c_name(name)} = dims[{k}];  (void){c_name(name)};")
         by_id = {n.id: n for n in g.nodes}
         for node_id, offset in sorted(self.plan.offsets.items(), key=lambda kv: kv[1]):
             node = by_id[node_id]
             self.declare(node, f"t_{self.names[node_id]}", f"{ctype(node.dtype)} *", f"(ws + {offset})",
                          node.type_str)
         for node in self.graph.nodes:
+            if node.prim.name == "dim_value":
+                k = f"k_{self.names[node.id]}"
+                self.pointer[node.id] = f"(&{k})"
+                self.ptr_types[f"(&{k})"] = f"const {ctype(node.dtype)} *"
+                self.out(f"const {ctype(node.dtype)} {k} = ({ctype(node.dtype)}){node.params['size']};"
+                         f"  (void){k};", note=f"the size {node.params['size']!r}")
             if node.prim.name == "const" and node.id not in self.pointer:
                 k = f"k_{self.names[node.id]}"
                 self.pointer[node.id] = f"(&{k})"
@@ -231,7 +243,7 @@ class Emitter:
             if r.id in loop.partials:
                 self._init_partials(r, threads, indent)
         outer_vars = ["i"] if flat else loop.vars
-        bounds = [int(np.prod(domain))] if flat else list(domain)
+        bounds = [prod(domain)] if flat else list(domain)
         self._open_accumulators(reductions, accum, 0, indent)
         split = [r for r in reductions if accum[r.id] == 0]
         if threads > 1:

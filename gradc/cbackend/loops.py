@@ -4,6 +4,7 @@ tells repeated steps apart. Shared by the schedule and outlining passes (lower.p
 import numpy as np
 
 from . import plan as P
+from ..symbolic import Dim, hint, prod
 
 
 def row_major(shape):
@@ -161,17 +162,19 @@ def schedule_loop(loop, plan):
 
 def _threads_for(loop, reductions, accum, flat, threads):
     """Threads for a loop: only big ones, and only if every reduction can be split by rows."""
-    size = int(np.prod(loop.domain)) if loop.domain else 1
+    # NOTE: a named size counts at the size being compiled for (symbolic.hint): the loop bounds
+    # are read at run time, each thread taking its share of them.
+    size = hint(prod(loop.domain))
     if threads < 2 or size < P.PARALLEL_MIN or not loop.domain:
         return 1
-    outer = size if flat else loop.domain[0]
+    outer = size if flat else hint(loop.domain[0])
     # As many threads as the work pays for (PARALLEL_MIN is the break-even of two), not the cores.
     threads = min(threads, outer, max(2, 2 * size // P.PARALLEL_MIN))
     for r in reductions:
         if accum[r.id] == 0 and r.prim.c != "sum":
             return 1
         if accum[r.id] is None and loop.vars[0] in reduced_vars(r, loop) \
-                and threads * r.nbytes > P.PARTIALS_MAX_BYTES:
+                and (isinstance(r.nbytes, Dim) or threads * r.nbytes > P.PARTIALS_MAX_BYTES):
             return 1
     return threads
 

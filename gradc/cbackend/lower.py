@@ -22,6 +22,7 @@ from . import plan as P
 from . import split as split_module
 from .plan import Call, Loop, Plan
 from .stack import stacked_sums
+from ..symbolic import at_least, hint, prod
 
 
 def batch_split(plan):
@@ -272,18 +273,23 @@ def memory(plan):
         members = units[unit]
         stride = by_id[unit].nbytes
         size = P.aligned(stride * len(members))
-        slot = next((f for f in sorted(free) if f[1] >= size), None)
+        # NOTE: with named sizes a dead block is reused only if it is big enough for every size.
+        slot = next((f for f in sorted(free, key=_hinted) if at_least(f[1], size)), None)
         if slot is None:
             offset, top = top, top + size
         else:
             free.remove(slot)
             offset = slot[0]
-            if slot[1] > size:
+            if slot[1] != size:
                 free.append((offset + size, slot[1] - size))
         for i, s in enumerate(members):
             offsets[s] = offset + i * stride
         live.append((unit, offset, size))
     return dataclasses.replace(plan, offsets=offsets, workspace_bytes=top)
+
+
+def _hinted(block):
+    return tuple(hint(x) for x in block)
 
 
 def loop_bodies(plan):
@@ -311,7 +317,7 @@ def loop_bodies(plan):
         avals = output_avals(body, params["length"], n_carry)
         for k in params["select"]:
             placed[k] = start
-            start += int(np.prod(avals[k][0], dtype=np.int64))
+            start += prod(avals[k][0])
         size = offset + P.aligned(inner.workspace_bytes)
         bodies[step.index] = P.LoopBody(inner, top, carries, dropped, offset, placed, size)
         largest = max(largest, size)
@@ -355,7 +361,7 @@ def _schedule_call(call, plan, spread):
         return call
     k = sum(P.product_shape(t)[1] for t in call.terms) if call.terms else None
     # The operand read most decides whether its memory is spread over the cores' caches.
-    reads = [sum(t.inputs[i].size for t in call.terms or [node]) for i in (0, 1)]
+    reads = [hint(sum(t.inputs[i].size for t in call.terms or [node])) for i in (0, 1)]
     most = node.inputs[int(reads[1] > reads[0])]
     largest = plan.folded.get(most.id, (most,))[0]
     axis, blocks = P.thread_blocks(node, plan.threads, k,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import _letters, repeated_value
+from .. import symbolic
+from ..symbolic import Dim, prod
 
 ELEMENTWISE = ("unary", "binary", "ternary", "compare")
 VIEWS = ("reshape", "broadcast", "transpose", "slice")     # C forms that only remap indices
@@ -56,6 +58,8 @@ def product_shape(node):
 
 
 def is_small_shape(m, k, n):
+    if symbolic.any_symbolic((m, k, n)):
+        return False        # a named size may be large: the general GEMM
     return m * n < SMALL_GEMM_OUTPUT or m * n * k < SMALL_GEMM_MACS
 
 
@@ -77,7 +81,7 @@ def thread_blocks(node, threads, k=None, spread=True):
     263 -> 303 us split. `k` overrides the product's own (a stacked sum's)."""
     m, k_own, n = product_shape(node)
     k = k or k_own
-    if threads < 2:
+    if threads < 2 or symbolic.any_symbolic((m, k, n)):
         return "", 1
     if not is_small_shape(m, k, n) and m % threads == 0 and is_small_shape(m // threads, k, n):
         return "rows", threads
@@ -289,11 +293,13 @@ def contiguous_slice_offset(node):
     for d in range(first + 1, len(sizes)):
         if sizes[d] != x.shape[d] or (x.shape[d] > 1 and (p["starts"][d] != 0 or p["steps"][d] != 1)):
             return None
-    strides = [int(np.prod(x.shape[d + 1:], dtype=np.int64)) for d in range(len(x.shape))]
+    strides = [prod(x.shape[d + 1:]) for d in range(len(x.shape))]
     return sum(start * stride for start, stride in zip(p["starts"], strides))
 
 
 def aligned(nbytes):
+    if isinstance(nbytes, Dim):     # every coefficient rounded up: a multiple of ALIGN, >= nbytes
+        return Dim({m: max(ALIGN, (c + ALIGN - 1) // ALIGN * ALIGN) for m, c in nbytes.terms.items()})
     return max(ALIGN, (nbytes + ALIGN - 1) // ALIGN * ALIGN)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from ..ir import Graph, Node, repeated_value
 from .plan import PARALLEL_MIN, is_small_product
+from .. import symbolic
+from ..symbolic import prod
 
 PARTIAL = "partial"
 ELEMENTWISE = ("unary", "binary", "ternary", "compare")
@@ -129,9 +131,9 @@ def _label(node, ins, size):
             return PARTIAL
         return a - sum(1 for r in reduced if r < a)
     if c == "reshape":
-        before = int(np.prod(node.inputs[0].shape[:a], dtype=np.int64))
+        before = prod(node.inputs[0].shape[:a])
         for b, d in enumerate(node.shape):
-            if d == size and int(np.prod(node.shape[:b], dtype=np.int64)) == before:
+            if d == size and prod(node.shape[:b]) == before:
                 return b
         raise Unsplittable("reshape that mixes the batch with other dimensions")
     if c == "broadcast":
@@ -253,7 +255,7 @@ def work(node):
     """A rough cost of computing a node: flops of a product, points of a loop."""
     if node.prim.c == "matmul":
         m, k = node.inputs[0].shape[-2:]
-        return 2 * int(np.prod(node.shape[:-2], dtype=np.int64)) * m * k * node.shape[-1]
+        return 2 * prod(node.shape[:-2]) * m * k * node.shape[-1]
     if node.prim.kind in ELEMENTWISE or node.prim.kind == "reduce":
         return node.inputs[0].size
     return 0
@@ -272,6 +274,8 @@ def choose(graph, threads):
     all work done again in every block (the replicated nodes). The most blocks the work pays for,
     not one per core: more than two only with SPLIT_MIN_WORK / 2 of that work and MIN_BLOCK_ROWS
     rows per block (16 blocks of one row made rnn[64] 1.5x slower on 16 cores)."""
+    if any(symbolic.any_symbolic(n.shape) for n in graph.inputs):
+        return None         # TODO: blocks of a named batch (their rows known at run time)
     serial = sum(single_thread_work(n) for n in graph.nodes)
     if threads < 2 or serial < SPLIT_MIN_WORK:
         return None
