@@ -53,6 +53,11 @@ def reason(old_key, new_key, names):
     return "; ".join(changes) or "new signature"
 
 
+def per_shape(fn_name, why):
+    logger.info("%s cannot have named sizes (%s): it gets a kernel per shape from now on", fn_name,
+                why)
+
+
 def traced(fn_name, why, seconds, lowered):
     if logger.isEnabledFor(logging.INFO):
         sig = ", ".join(f"{n}: {_type(s.shape, s.dtype)}"

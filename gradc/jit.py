@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from . import backends, compile_log, core, dtypes, hazards, nans, ops, pickling, printing, symbolic
+from . import (backends, compile_log, core, dtypes, dynamic, hazards, nans, ops, pickling,
+               printing, symbolic)
 from .dtypes import Spec
 from .ir import Graph
 from .simplify import simplify
@@ -323,8 +324,13 @@ class Jitted:
     (array([2., 2.]), (3,))
     """
 
-    def __init__(self, fn, static_argnums=(), backend="c", debug_nans=None):
+    def __init__(self, fn, static_argnums=(), backend="c", debug_nans=None, dynamic="auto"):
+        if dynamic not in ("auto", True, False):
+            raise ValueError(f"gc.jit: dynamic must be 'auto', True or False, got {dynamic!r}")
         self.fn = fn
+        self.dynamic = dynamic
+        self._symbolic = []        # (symbolic key, Compiled): kernels with named sizes
+        self._per_shape = None     # why fn cannot have named sizes, once it has failed
         self.debug_nans = nans.enabled_by_env() if debug_nans is None else bool(debug_nans)
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
@@ -395,9 +401,9 @@ class Jitted:
         leaves, tree, statics = self._split(args, kwargs)
         return self._lower(args, leaves, tree, statics, "lower()")
 
-    def _lower(self, args, leaves, tree, statics, why=None):
+    def _lower(self, args, leaves, tree, statics, why=None, sigs=None):
         start = time.perf_counter()
-        sigs = [_signature_of(leaf) for leaf in leaves]
+        sigs = sigs or [_signature_of(leaf) for leaf in leaves]
         names = self._leaf_names(args, tree)
         tree, fixed = tree if isinstance(tree, tuple) else (tree, ())
         with core.Trace() as trace:
@@ -436,15 +442,49 @@ class Jitted:
             compile_log.traced(_name(self.fn), why, time.perf_counter() - start, lowered)
         return lowered
 
+    def _symbolic_entry(self, key, leaves):
+        """A compiled kernel with named sizes that serves this call, or None."""
+        for skey, compiled in self._symbolic:
+            if dynamic.matches(skey, key):
+                try:
+                    symbolic.bind_sizes([np.shape(leaf) for leaf in leaves],
+                                        [s for s, _, _ in skey[2]], compiled.lowered.in_names)
+                except ValueError:
+                    continue        # sizes named alike differ here: a kernel of its own
+                return compiled
+        return None
+
+    def _compile(self, args, leaves, tree, statics, key):
+        """Traces and compiles for this call: with the sizes that changed since the last call
+        named (dynamic="auto"; every size with dynamic=True), else for its exact shapes."""
+        names = self._leaf_names(args, tree)
+        why = compile_log.reason(self._last_key, key, names)
+        skey = None
+        if self.dynamic and self._per_shape is None and self.backend in ("c", "numpy"):
+            skey = (dynamic.all_named(key) if self.dynamic is True else
+                    self._last_key and dynamic.generalize(self._last_key, key))
+        if skey:
+            try:
+                compiled = self._lower(args, leaves, tree, statics,
+                                       f"{why}; {dynamic.describe(skey, names)}: one kernel for "
+                                       "every size", sigs=list(skey[2])).compile()
+            except Exception as e:      # noqa: BLE001 - traced again per shape below
+                self._per_shape = f"{type(e).__name__}: {e}"
+                compile_log.per_shape(_name(self.fn), self._per_shape)
+            else:
+                self._symbolic.append((skey, compiled))
+                return compiled
+        return self._lower(args, leaves, tree, statics, why).compile()
+
     def cache_info(self):
         """CacheInfo(hits, misses, entries): calls that reused a compiled signature, calls that
         traced and compiled one, and the signatures held."""
-        native = sum(getattr(getattr(c.executable, "entry", None), "calls", 0)
-                     for c in self._cache.values())
-        return compile_log.CacheInfo(self._general_hits + native, self._misses, len(self._cache))
+        compiled = list({id(c): c for c in self._cache.values()}.values())
+        native = sum(getattr(getattr(c.executable, "entry", None), "calls", 0) for c in compiled)
+        return compile_log.CacheInfo(self._general_hits + native, self._misses, len(compiled))
 
     def __repr__(self):
-        sigs = [c.lowered.signature() for c in self._cache.values()]
+        sigs = [c.lowered.signature() for c in {id(c): c for c in self._cache.values()}.values()]
         shown = "; ".join(sigs[:3]) + ("; ..." if len(sigs) > 3 else "")
         return (f"<gc.jit {_name(self.fn)}, backend={self.backend!r}, {len(sigs)} compiled "
                 f"signature{'s' if len(sigs) != 1 else ''}{': ' + shown if sigs else ''}>")
@@ -467,9 +507,12 @@ class Jitted:
             raise TypeError(f"{getattr(self.fn, '__name__', 'function')}: static arguments must be "
                             f"hashable, got {[type(v).__name__ for _, v in statics]}") from None
         if compiled is None:
-            self._misses += 1
-            why = compile_log.reason(self._last_key, key, self._leaf_names(args, tree))
-            compiled = self._lower(args, leaves, tree, statics, why).compile()
+            compiled = self._symbolic_entry(key, leaves)
+            if compiled is None:
+                self._misses += 1
+                compiled = self._compile(args, leaves, tree, statics, key)
+            else:
+                self._general_hits += 1
             self._cache[key] = compiled
         else:
             self._general_hits += 1
@@ -495,7 +538,7 @@ def _name(fn):
     return getattr(fn, "__name__", "function")
 
 
-def jit(fn=None, *, static_argnums=(), backend="c", debug_nans=None):
+def jit(fn=None, *, static_argnums=(), backend="c", debug_nans=None, dynamic="auto"):
     """Compiles fn to native code: traced once per signature (shapes, dtypes, structure, static
     values), then one native call per call. Usable as ``@gc.jit`` and ``@gc.jit(...)``.
 
@@ -513,6 +556,9 @@ def jit(fn=None, *, static_argnums=(), backend="c", debug_nans=None):
         backend: ``"c"`` (compiled C) or ``"numpy"`` (the same graph, interpreted op by op).
         debug_nans: check every call's outputs and raise ``gc.NonFiniteError`` naming the node
             that made a NaN or Inf (default: ``GRADC_DEBUG_NANS=1`` when the function is jitted).
+        dynamic: ``"auto"``: a call whose shapes differ from the last call's only in some sizes
+            compiles once more with those sizes named, and that kernel serves every size;
+            ``True``: every size named from the first call; ``False``: a kernel per shape.
 
     Returns:
         A ``gc.Jitted`` with ``fn``'s signature, and ``.lower(*args_or_specs)`` to inspect
@@ -526,5 +572,5 @@ def jit(fn=None, *, static_argnums=(), backend="c", debug_nans=None):
     """
     if fn is None:
         return functools.partial(jit, static_argnums=static_argnums, backend=backend,
-                                 debug_nans=debug_nans)
-    return Jitted(fn, static_argnums, backend, debug_nans)
+                                 debug_nans=debug_nans, dynamic=dynamic)
+    return Jitted(fn, static_argnums, backend, debug_nans, dynamic)
