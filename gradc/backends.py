@@ -1,9 +1,7 @@
 """Executors a Lowered graph can be compiled for: "numpy" (the interpreter) and "c" (native code)."""
 import time
 
-import numpy as np
-
-from . import interpreter, symbolic
+from . import interpreter
 
 
 class NumpyExecutable:
@@ -16,15 +14,9 @@ class NumpyExecutable:
                       "compile_seconds": time.perf_counter() - start, "cache_hit": False,
                       "backend": "numpy"}
 
-        self.dims = symbolic.dim_names(self.graph)
-        self.in_specs = [n.shape for n in self.graph.inputs]
-        self.in_names = [n.name or f"arg{i}" for i, n in enumerate(self.graph.inputs)]
 
     def __call__(self, leaves):
-        sizes = None
-        if self.dims:       # named sizes: the params that hold them are filled in per call
-            sizes = symbolic.bind_sizes([np.shape(a) for a in leaves], self.in_specs, self.in_names)
-        return interpreter.run(self.graph, leaves, sizes)
+        return interpreter.run(self.graph, leaves)
 
 
 class _NumpyBackend:

@@ -78,8 +78,11 @@ class Spec:
 
     @classmethod
     def parse(cls, text):
-        """Parses the short form: f32[128,784], i64[64], f32[] (a scalar)."""
+        """Parses the short form: f32[128,784], i64[64], f32[] (a scalar), f32[n,784] (named)."""
         match = cls._PATTERN.match(text) if isinstance(text, str) else None
+        if match is not None and not all(re.match(r"^([0-9]+|[A-Za-z_][A-Za-z0-9_]*)$", d)
+                                         for d in match.group(2).replace(" ", "").split(",") if d):
+            match = None
         if match is None:
             raise ValueError(f"cannot parse spec {text!r}: expected e.g. 'f32[64,784]' with dtype "
                              "f32, f64, i32, i64 or bool")

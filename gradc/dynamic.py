@@ -72,4 +72,4 @@ def describe(symbolic_key, names):
         for axis, d in enumerate(shape):
             if isinstance(d, Dim):
                 where.setdefault(repr(d), []).append(f"{name}.shape[{axis}]")
-    return "; ".join(f"{' and '.join(places)} named {dim!r}" for dim, places in where.items())
+    return "; ".join(f"{' and '.join(places)} named {dim}" for dim, places in where.items())

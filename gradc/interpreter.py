@@ -24,7 +24,16 @@ def run(graph, inputs, sizes=None):
         return _run(graph, inputs, sizes)
 
 
+def sizes_of(graph, inputs):
+    """{name: size} of the graph's named dims from the input arrays (None if it has none)."""
+    if not symbolic.dim_names(graph):
+        return None
+    return symbolic.bind_sizes([np.shape(a) for a in inputs], [n.shape for n in graph.inputs],
+                               [n.name or f"arg{i}" for i, n in enumerate(graph.inputs)])
+
+
 def _run(graph, inputs, sizes):
+    sizes = sizes if sizes is not None else sizes_of(graph, inputs)
     env = {}
     last = last_uses(graph)
     for node, value in zip(graph.inputs, inputs):
@@ -52,13 +61,15 @@ def evaluate(graph, inputs):
     A value is dropped once no later node needs it, unless the caller keeps it."""
     env = {node.id: np.asarray(value) for node, value in zip(graph.inputs, inputs)}
     last = last_uses(graph)
+    sizes = sizes_of(graph, inputs)
     with np.errstate(all="ignore"):
         for i, node in enumerate(graph.nodes):
             args = [env[inp.id] for inp in node.inputs]
             if node.prim.name == "const":
                 env[node.id] = node.params["value"]
             elif node.prim.name != "input":
-                out = np.asarray(node.prim.impl(*args, **node.params))
+                params = node.params if sizes is None else symbolic.substitute(node.params, sizes)
+                out = np.asarray(node.prim.impl(*args, **params))
                 env[node.id] = out if out.dtype == node.dtype else out.astype(node.dtype)
             yield node, args, env[node.id]
             for inp in node.inputs:

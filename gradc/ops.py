@@ -10,7 +10,7 @@ from . import core, dtypes
 from . import primitives as P
 from .errors import ShapeError, user_location
 from .registry import export, numpy_reduction
-from .symbolic import Dim, as_shape, prod
+from .symbolic import Dim, SymbolicShapeError, as_shape, prod
 
 
 def bind(prim, *args, **params):
@@ -749,9 +749,10 @@ def getitem(x, key):
             continue
         size = x.shape[dim]
         if isinstance(k, builtins.slice):
-            start, stop, step = k.indices(size)
+            start, stop, step = (_named_slice(k, size) if isinstance(size, Dim)
+                                 else k.indices(size))
             starts.append(start), stops.append(stop), steps.append(step)
-            out_shape.append(len(range(start, stop, step)))
+            out_shape.append(stop - start if isinstance(size, Dim) else len(range(start, stop, step)))
         elif _is_index_array(k):
             index = asarray(k)
             if index.dtype == dtypes.bool_:
@@ -766,7 +767,7 @@ def getitem(x, key):
             i = int(k)
             if not -size <= i < size:
                 raise IndexError(f"index {i} is out of bounds for axis {dim} with size {size}")
-            i %= size
+            i = i + size if i < 0 else i
             starts.append(i), stops.append(i + 1), steps.append(1)
             int_positions.append(len(out_shape))
             out_shape.append(1)
@@ -780,6 +781,19 @@ def getitem(x, key):
     else:
         x = reshape(x, tuple(d for i, d in enumerate(out_shape) if i not in int_positions))
     return x
+
+
+def _named_slice(k, size):
+    """(start, stop, 1) of a slice of an axis of named size (at least 1): the whole axis, or one
+    element off either end (`1:`, `:-1`, `-1:`); other bounds depend on the size (NumPy clips
+    them), so they are refused."""
+    start = {None: 0, 0: 0, 1: 1, -1: size - 1}.get(k.start, None)
+    stop = {None: size, -1: size - 1}.get(k.stop, None)
+    if k.step not in (None, 1) or start is None or stop is None or (k.start, k.stop) == (-1, -1):
+        raise SymbolicShapeError(f"the slice {k.start}:{k.stop}:{k.step} of an axis of named size "
+                                 f"{size!r} depends on that size; name only axes sliced whole or "
+                                 "one off an end (x[1:], x[:-1], x[-1:])")
+    return start, stop, 1
 
 
 def _gather_advanced(x, advanced, int_positions):

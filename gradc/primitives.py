@@ -20,7 +20,7 @@ import numpy as np
 from . import ops as G
 from .dtypes import bool_, int64
 from .errors import ShapeError, user_location
-from .symbolic import prod
+from .symbolic import Dim, prod
 
 PRIMITIVES = {}
 
@@ -307,8 +307,14 @@ def _slices(starts, stops, steps):
     return tuple(builtins.slice(a, None if b < 0 else b, s) for a, b, s in zip(starts, stops, steps))
 
 
+def _slice_length(start, stop, step):
+    if isinstance(start, Dim) or isinstance(stop, Dim):
+        return stop - start         # ops._named_slice: step 1, never empty-clipped
+    return len(range(start, stop, step))
+
+
 def _slice_rule(x, starts, stops, steps):
-    return tuple(len(range(a, b, s)) for a, b, s in zip(starts, stops, steps)), x[1]
+    return tuple(_slice_length(a, b, s) for a, b, s in zip(starts, stops, steps)), x[1]
 
 
 def _unslice_impl(x, shape, starts, stops, steps):

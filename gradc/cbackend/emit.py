@@ -218,9 +218,15 @@ class Emitter:
                                    for i, (p, c) in enumerate(zip(pointers, const[key])))
                 names = [f"a{i}" for i in range(len(pointers))]
                 inner = "\n".join("    " + _render(line, names, locals_) for line in lines)
+                sizes = dim_names(self.graph)
+                if sizes:       # the named sizes too
+                    params += ", const int64_t *dims"
+                    inner = "\n".join(f"    const int64_t {c_name(d)} = dims[{k}];  "
+                                      f"(void){c_name(d)};" for k, d in enumerate(sizes)) + "\n" + inner
                 functions.append(f"static GRADC_NOINLINE int {fn_names[key]}({params})\n{{\n"
                                  f"{inner}\n    return GRADC_OK;\n}}")
-            args = ", ".join(p[1:-1] if p.startswith("(&") else p for p in pointers)
+            args = ", ".join([p[1:-1] if p.startswith("(&") else p for p in pointers]
+                             + (["dims"] if dim_names(self.graph) else []))
             note = next((n for _, _, n in lines if n), "")
             body.append(f"    if ((rc = {fn_names[key]}({args}))) return rc;"
                         + (f"  /* {note} */" if note else ""))

@@ -1,0 +1,211 @@
+"""Shapes that vary (API.md section 10): named dims in specs, one kernel for every size on both
+backends, dynamic="auto" in gc.jit, and what cannot be named (a clear fallback or error)."""
+import logging
+
+import numpy as np
+import pytest
+
+import gradc as gc
+from gradc.symbolic import Dim, SymbolicShapeError
+
+SIZES = (1, 7, 64, 300)
+D, H, C = 12, 8, 5
+
+
+def mlp_loss(W1, b1, W2, b2, X, y):
+    return gc.nn.cross_entropy(gc.relu(X @ W1 + b1) @ W2 + b2, y)
+
+
+def softmax_loss(W, b, X, y):
+    return gc.nn.cross_entropy(X @ W.T + b, y)
+
+
+def norm_loss(g, X):
+    """layer norm over the last axis, statistics over the named batch axis, reshapes."""
+    mu = X.mean(axis=-1, keepdims=True)
+    h = (X - mu) / gc.sqrt(((X - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-5) * g
+    flat = h.reshape(-1, 3, 4).transpose(0, 2, 1).reshape(h.shape[0], -1)
+    col = gc.concatenate([flat[:, 1:5], gc.exp(flat[:, :2])], axis=1)
+    return gc.mean(col) + gc.sum(gc.var(X, axis=0) * g) + gc.mean(gc.logsumexp(X, axis=1))
+
+
+def diff_loss(X):
+    """slices one off either end of the named axis, and its last row."""
+    return gc.sum((X[1:] - X[:-1]) ** 2) + gc.sum(X[-1] * X[0]) + gc.sum(gc.tanh(X[-1:, 2:]))
+
+
+def _params(rng, dtype):
+    return [rng.standard_normal((D, H)).astype(dtype), (0.1 * rng.standard_normal(H)).astype(dtype),
+            rng.standard_normal((H, C)).astype(dtype), (0.1 * rng.standard_normal(C)).astype(dtype)]
+
+
+CASES = {
+    "mlp": (gc.value_and_grad(mlp_loss, argnums=(0, 1, 2, 3, 4)),
+            lambda dt: [gc.Spec((D, H), dt), gc.Spec((H,), dt), gc.Spec((H, C), dt),
+                        gc.Spec((C,), dt), gc.Spec(("n", D), dt), gc.Spec(("n",), "int64")],
+            lambda rng, dt, n: _params(rng, dt) + [rng.standard_normal((n, D)).astype(dt),
+                                                   rng.integers(0, C, n)]),
+    "softmax": (gc.value_and_grad(softmax_loss, argnums=(0, 1)),
+                lambda dt: [gc.Spec((C, D), dt), gc.Spec((C,), dt), gc.Spec(("batch", D), dt),
+                            gc.Spec(("batch",), "int32")],
+                lambda rng, dt, n: [rng.standard_normal((C, D)).astype(dt),
+                                    rng.standard_normal(C).astype(dt),
+                                    rng.standard_normal((n, D)).astype(dt),
+                                    rng.integers(0, C, n).astype(np.int32)]),
+    "norm": (gc.value_and_grad(norm_loss, argnums=(0, 1)),
+             lambda dt: [gc.Spec((D,), dt), gc.Spec(("n", D), dt)],
+             lambda rng, dt, n: [rng.uniform(0.5, 1.5, D).astype(dt),
+                                 rng.standard_normal((n, D)).astype(dt)]),
+    "diff": (gc.value_and_grad(diff_loss), lambda dt: [gc.Spec(("n", 4), dt)],
+             lambda rng, dt, n: [rng.standard_normal((n, 4)).astype(dt)]),
+}
+
+
+def _leaves(tree):
+    if isinstance(tree, (tuple, list)):
+        return [x for t in tree for x in _leaves(t)]
+    return [tree]
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_one_kernel_serves_every_size(case, dtype, backend):
+    """The kernel lowered with named dims against per-shape kernels at 1, 7, 64 and 300 rows."""
+    fn, specs, make = CASES[case]
+    compiled = gc.jit(fn, backend=backend).lower(*specs(dtype)).compile()
+    per_shape = gc.jit(fn, backend=backend, dynamic=False)
+    rng = np.random.default_rng(0)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    for n in SIZES:
+        args = make(rng, dtype, n)
+        got, want = _leaves(compiled(*args)), _leaves(per_shape(*args))
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=f"{case} n={n}")
+    assert per_shape.cache_info().misses == len(SIZES)
+
+
+def test_gradients_of_a_named_kernel_match_finite_differences():
+    fn, specs, make = CASES["norm"]
+    compiled = gc.jit(fn).lower(*specs("float64")).compile()
+    rng = np.random.default_rng(1)
+    g, X = make(rng, "float64", 7)
+    _, (dg, dX) = compiled(g, X)
+    loss = lambda g, X: float(gc.jit(norm_loss, backend="numpy")(g, X))  # noqa: E731
+    eps = 1e-6
+    for (i, j) in [(0, 0), (3, 5), (6, 11)]:
+        Xp, Xm = X.copy(), X.copy()
+        Xp[i, j] += eps
+        Xm[i, j] -= eps
+        np.testing.assert_allclose(dX[i, j], (loss(g, Xp) - loss(g, Xm)) / (2 * eps), rtol=1e-6,
+                                   atol=1e-8)
+    gp, gm = g.copy(), g.copy()
+    gp[2] += eps
+    gm[2] -= eps
+    np.testing.assert_allclose(dg[2], (loss(gp, X) - loss(gm, X)) / (2 * eps), rtol=1e-6)
+
+
+def test_the_c_kernel_reads_its_sizes_at_run_time():
+    lowered = gc.jit(lambda x: gc.mean(x, axis=0)).lower(gc.Spec(("n", 3), "float32"))
+    assert "x: f32[n,3]" in lowered.signature()
+    src = lowered.c_source
+    assert "const int64_t D_n = dims[0];" in src
+    assert "D_n" in src.split("D_n = dims[0];")[1]          # a bound or size uses it
+
+
+def test_specs_name_dims():
+    spec = gc.Spec.parse("f32[n,784]")
+    assert spec.shape == (Dim.named("n"), 784) and repr(spec) == "f32[n,784]"
+    assert gc.Spec(("batch", 3), "float64").shape[0] == Dim.named("batch")
+    for bad in ("f32[2n,3]", "f32[n-1]", "f32[n;3]"):
+        with pytest.raises(ValueError, match="cannot parse spec"):
+            gc.Spec.parse(bad)
+    with pytest.raises(ValueError, match="identifier"):
+        gc.Spec(("two words", 3))
+
+
+def test_sizes_that_disagree_are_named_errors():
+    compiled = gc.jit(lambda X, y: gc.sum(X, axis=1) * y).lower(
+        gc.Spec(("n", 3), "float64"), gc.Spec(("n",), "float64")).compile()
+    np.testing.assert_allclose(compiled(np.ones((4, 3)), np.arange(4.0)), 3 * np.arange(4.0))
+    with pytest.raises(ValueError, match=r"argument y: dimension 'n' \(axis 0\) is 5, but "
+                                         r"argument X gave 'n' = 4"):
+        compiled(np.ones((4, 3)), np.ones(5))
+    with pytest.raises(ValueError, match="expected f64\\[n,3\\]"):
+        compiled(np.ones((4, 2)), np.ones(4))
+    with pytest.raises(ValueError, match="a named size is at least 1"):
+        compiled(np.ones((0, 3)), np.ones(0))
+
+
+def test_named_dims_are_decided_for_every_size_or_refused():
+    n = Dim.named("n")
+    assert n != 1 and n * 784 // 784 == n and (n * 6) % 3 == 0 and n + 1 > n and n >= 1
+    assert repr(2 * n * n + 3) == "2*n^2 + 3" and str(2 * n + 3) == "(2*D_n + 3)"
+    for undecided in (lambda: n > 5, lambda: int(n), lambda: range(n), lambda: n // 2,
+                      lambda: n % 2):
+        with pytest.raises(SymbolicShapeError):
+            undecided()
+    x = gc.Spec(("n", 3))
+    for key in (np.s_[:5], np.s_[2:], np.s_[::2], np.s_[3]):
+        with pytest.raises(SymbolicShapeError):
+            gc.jit(lambda x: x[key]).lower(x)
+    # broadcasting a named dim against 1 works; against another constant it is an error
+    f = gc.jit(lambda x, y: x + y)
+    assert f.lower(gc.Spec(("n", 3)), gc.Spec((1, 3))).graph.outputs[0].shape == (n, 3)
+    with pytest.raises(gc.ShapeError, match="cannot be broadcast"):
+        f.lower(gc.Spec(("n",)), gc.Spec((7,)))
+
+
+def test_dynamic_auto_compiles_at_most_twice_in_a_training_loop(caplog):
+    """Batches of 32, 32, ..., 17 (a short last batch), then another epoch: two compiles."""
+    step = gc.jit(gc.value_and_grad(mlp_loss, argnums=(0, 1, 2, 3)))
+    reference = gc.jit(gc.value_and_grad(lambda *a: mlp_loss(*a), argnums=(0, 1, 2, 3)),
+                       backend="numpy", dynamic=False)
+    rng = np.random.default_rng(2)
+    params = _params(rng, np.float32)
+    with caplog.at_level(logging.INFO, logger="gradc"):
+        for B in [32, 32, 32, 17] * 2 + [5, 64]:
+            X, y = rng.standard_normal((B, D)).astype(np.float32), rng.integers(0, C, B)
+            for g, w in zip(_leaves(step(*params, X, y)), _leaves(reference(*params, X, y))):
+                np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-6)
+    assert step.cache_info().misses == 2
+    traces = [r.getMessage() for r in caplog.records if r.getMessage().startswith("traced mlp_loss")]
+    assert len(traces) == 2 and "X.shape[0] and y.shape[0] named d0" in traces[1], traces
+    assert "f32[d0,12]" in repr(step)
+
+
+def test_dynamic_false_and_true():
+    f = gc.jit(lambda x: gc.sum(gc.exp(x)), dynamic=False)
+    for n in (3, 4, 5):
+        f(np.ones(n))
+    assert f.cache_info().misses == 3
+    g = gc.jit(lambda x: gc.sum(gc.exp(x), axis=1), dynamic=True)
+    for n in (3, 4, 5):
+        np.testing.assert_allclose(g(np.zeros((n, 2))), np.full(n, 2.0))
+    assert g.cache_info().misses == 1
+    with pytest.raises(ValueError, match="dynamic must be"):
+        gc.jit(lambda x: x, dynamic="yes")
+
+
+def test_a_function_that_needs_a_size_falls_back_per_shape_and_says_so_once(caplog):
+    def total(x):
+        return sum(x[i] * i for i in range(x.shape[0]))       # the size as a Python value
+    f = gc.jit(total)
+    with caplog.at_level(logging.INFO, logger="gradc"):
+        for n in (3, 4, 5, 6):
+            assert float(f(np.ones(n))) == sum(range(n))
+    fallbacks = [r.getMessage() for r in caplog.records if "cannot have named sizes" in r.getMessage()]
+    assert len(fallbacks) == 1 and "range(), int()" in fallbacks[0]
+    assert f.cache_info().misses == 4
+
+
+def test_sizes_that_change_together_stay_one_dim_and_others_get_their_own_kernel():
+    f = gc.jit(lambda a, b: gc.sum(a) + gc.sum(b))
+    f(np.ones(4), np.ones(4))
+    f(np.ones(6), np.ones(6))        # both named d0
+    assert float(f(np.ones(9), np.ones(9))) == 18.0
+    assert f.cache_info().misses == 2
+    assert float(f(np.ones(3), np.ones(8))) == 11.0      # d0 cannot be both: a kernel of its own
+    assert f.cache_info().misses == 3
