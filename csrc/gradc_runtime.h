@@ -108,6 +108,7 @@ static inline double gradc_random_uniform(uint32_t k0, uint32_t k1, int64_t i) {
 #define GRADC_OK 0
 #define GRADC_ERR_INDEX 1      /* an index or label out of range */
 #define GRADC_ERR_ALLOC 2      /* the self-allocating entry could not allocate its workspace */
+#define GRADC_ERR_SIZE 3       /* a named size below 1 (an AOT export's size argument) */
 
 /* NaN-propagating max/min, as numpy.maximum / numpy.minimum. */
 static inline float gradc_maxf(float a, float b) { return (a > b || a != a) ? a : b; }

@@ -355,13 +355,15 @@ def test_c_example(tmp_path):
     out = subprocess.run(["./main"], cwd=example, capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
     assert lines[0] == "circuit: f = -12, df/dx = -4, df/dy = -4, df/dz = 3"
-    numbers = [float(t.strip(",")) for t in lines[1].replace("=", " ").split()
-               if t.strip(",").lstrip("-").replace(".", "").isdigit()]
     kernels = _load(example / "kernels.py", "aot_c_kernels")
-    X = (np.arange(8 * 3).reshape(8, 3) % 5 - 2).astype(np.float32)
-    y = (2 * X[:, 0] - 3 * X[:, 1] + 0.5 * X[:, 2] + 1).astype(np.float32)
-    loss, (gw, gb) = gc.jit(kernels.linreg_grad)(np.zeros(3, np.float32), np.float32(0), X, y)
-    np.testing.assert_allclose(numbers, [loss, *gw, gb], rtol=1e-6, atol=1e-6)
+    for n, line in ((8, lines[1]), (5, lines[3])):     # one kernel, two batch sizes
+        assert line.startswith(f"linreg ({n} rows): ")
+        numbers = [float(t.strip(",")) for t in line.split(":")[1].replace("=", " ").split()
+                   if t.strip(",").lstrip("-").replace(".", "").isdigit()]
+        X = (np.arange(n * 3).reshape(n, 3) % 5 - 2).astype(np.float32)
+        y = (2 * X[:, 0] - 3 * X[:, 1] + 0.5 * X[:, 2] + 1).astype(np.float32)
+        loss, (gw, gb) = gc.jit(kernels.linreg_grad)(np.zeros(3, np.float32), np.float32(0), X, y)
+        np.testing.assert_allclose(numbers, [loss, *gw, gb], rtol=1e-6, atol=1e-6)
     assert lines[2] == "linreg_grad(w, b, X, y) -> 3 outputs"
 
 

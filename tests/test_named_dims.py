@@ -209,3 +209,34 @@ def test_sizes_that_change_together_stay_one_dim_and_others_get_their_own_kernel
     assert f.cache_info().misses == 2
     assert float(f(np.ones(3), np.ones(8))) == 11.0      # d0 cannot be both: a kernel of its own
     assert f.cache_info().misses == 3
+
+
+def test_aot_export_with_a_named_dim(tmp_path):
+    """The importable extension takes every size; the C prototypes take n first."""
+    import importlib.util
+    import sys
+    mod = gc.Module("named_mlp")
+    fn, specs, make = CASES["mlp"]
+    mod.export(*specs("float32"), name="step")(lambda W1, b1, W2, b2, X, y:
+                                                  fn(W1, b1, W2, b2, X, y))
+    header = mod.header()
+    assert "int named_mlp_step(int64_t n, const float *W1," in header
+    assert "size_t named_mlp_step_work_bytes(int64_t n);" in header
+    assert "size n" in header and "NAMED_MLP_ERR_SIZE" in header
+    mod.build(tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        built = importlib.import_module("named_mlp")
+        per_shape = gc.jit(fn, dynamic=False)
+        rng = np.random.default_rng(3)
+        for n in SIZES:
+            args = make(rng, "float32", n)
+            for g, w in zip(_leaves(built.step(*args)), _leaves(per_shape(*args))):
+                np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-6)
+        args = make(rng, "float32", 4)
+        with pytest.raises(ValueError, match="dimension 'n'"):
+            built.step(*args[:5], args[5][:3])
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("named_mlp", None)
+        sys.modules.pop("_named_mlp", None)

@@ -1,5 +1,6 @@
 """Two gradc modules for the C example: the lecture's circuit f = (x + y) z and a linear-regression
-gradient. Each gets its own prefix (circuit_, linreg_), so both link into one C program.
+gradient for any number of rows n (a named dim: the C function takes n first). Each gets its own
+prefix (circuit_, linreg_), so both link into one C program.
 
 Run: gradc build kernels.py -o build --c-only   (the Makefile does it)
 """
@@ -15,7 +16,7 @@ def circuit_grad(x, y, z):
 
 
 linreg = gc.Module("linreg")
-N, D = 8, 3
+D = 3
 
 
 def mse_loss(w, b, X, y):
@@ -23,7 +24,7 @@ def mse_loss(w, b, X, y):
     return gc.nn.mse(X @ w + b, y)
 
 
-@linreg.export(f"f32[{D}]", "f32[]", f"f32[{N},{D}]", f"f32[{N}]", name="grad")
+@linreg.export(f"f32[{D}]", "f32[]", f"f32[n,{D}]", "f32[n]", name="grad")
 def linreg_grad(w, b, X, y):
     """The loss and its gradient with respect to w and b."""
     return gc.value_and_grad(mse_loss, argnums=(0, 1))(w, b, X, y)

@@ -2,6 +2,7 @@
 the module's banner and declarations (Module.header / Module.c_source)."""
 import numpy as np
 
+from ..symbolic import Dim, dim_names, render
 from .names import _c_string, _wrap
 
 
@@ -43,18 +44,29 @@ def _export_definitions(module, export):
     params = export.c_params()
     args = ([f"(void *){c}" for _, c, _, _ in inputs] + [f"(void *){c}" for c in const_names]
             + [c for _, c, _, _ in outputs])
-    call_args = [c for _, c, _, _ in inputs + outputs]
-    out += [_wrap(f"int {s}_work", params + ["void *work"]), "{",
+    sizes = export.sizes()
+    call_args = sizes + [c for _, c, _, _ in inputs + outputs]
+    check = []
+    if sizes:       # the named sizes go to the kernel after the outputs
+        args.append("(void *)dims")
+        check = [f"    if ({' || '.join(f'{d} < 1' for d in sizes)}) return {m}_ERR_SIZE;",
+                 f"    const int64_t dims[{len(sizes)}] = {{{', '.join(sizes)}}};"]
+    work_bytes = code.workspace_bytes
+    if isinstance(work_bytes, Dim):       # in the size parameters' names
+        param = dict(zip(dim_names(export.lowered.graph), sizes))
+        work_bytes = render(work_bytes, lambda name: f"(size_t){param[name]}", parens=True)
+    out += [_wrap(f"int {s}_work", params + ["void *work"]), "{", *check,
             _indent(_wrap(f"void *args[{max(len(args), 1)}] = ", args or ["NULL"], ";", "{}", 96)),
             f"    return {s}_kernel(args, work);", "}", "",
             _wrap(f"int {s}", params), "{",
-            f"    size_t bytes = {s}_work_bytes();",
+            *check[:1],
+            f"    size_t bytes = {s}_work_bytes({', '.join(sizes)});",
             "    void *work = bytes ? malloc(bytes) : NULL;",
             "    int code;",
             f"    if (bytes && work == NULL) return {m}_ERR_ALLOC;",
             _indent(_wrap(f"code = {s}_work", call_args + ["work"], ";", width=96)),
             "    free(work);", "    return code;", "}", "",
-            f"size_t {s}_work_bytes(void) {{ return {code.workspace_bytes}; }}",
+            f"size_t {s}_work_bytes({export.work_bytes_params()}) {{ return {work_bytes}; }}",
             f"int {s}_n_in(void) {{ return {len(inputs)}; }}",
             f"int {s}_n_out(void) {{ return {len(outputs)}; }}", ""]
     for kind, rows in (("in", inputs), ("out", outputs)):

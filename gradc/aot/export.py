@@ -59,13 +59,19 @@ class Export:
             params = []
         return [params[i] if i < len(params) else f"arg{i}" for i in range(len(self.specs))]
 
+    def sizes(self):
+        """The named dims of the export's specs, in order of first appearance: one `int64_t`
+        parameter each, before the arrays (API.md section 10)."""
+        from ..symbolic import dim_names
+        return _c_names(dim_names(self.lowered.graph))
+
     def io(self):
         """(inputs, outputs): lists of (C type, C name, gradc type string, readable name)."""
         from ..cbackend.csyntax import ctype
         graph, low = self.lowered.graph, self.lowered
         out_names = leaf_names("out", low.out_tree)
         out_c = [f"out{i}" for i in range(len(graph.outputs))]
-        in_c = _c_names(low.in_names, taken=out_c)
+        in_c = _c_names(low.in_names, taken=out_c + self.sizes())
         inputs = [(ctype(n.dtype), c, n.type_str, name)
                   for n, c, name in zip(graph.inputs, in_c, low.in_names)]
         outputs = [(ctype(n.dtype), c, n.type_str, name)
@@ -74,15 +80,19 @@ class Export:
 
     def c_params(self):
         inputs, outputs = self.io()
-        return ([f"const {t} *{c}" for t, c, _, _ in inputs]
+        return ([f"int64_t {d}" for d in self.sizes()]
+                + [f"const {t} *{c}" for t, c, _, _ in inputs]
                 + [f"{t} *{c}" for t, c, _, _ in outputs])
+
+    def work_bytes_params(self):
+        return ", ".join(f"int64_t {d}" for d in self.sizes()) or "void"
 
     def prototypes(self):
         """The C declarations of this export's public functions, in header order."""
         s, params = self.symbol, self.c_params()
         return [_wrap(f"int {s}", params, ";"),
                 _wrap(f"int {s}_work", params + ["void *work"], ";"),
-                f"size_t {s}_work_bytes(void);",
+                f"size_t {s}_work_bytes({self.work_bytes_params()});",
                 f"int {s}_n_in(void);",
                 f"int {s}_n_out(void);",
                 f"const char *{s}_name_in(int i);",

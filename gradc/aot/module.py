@@ -138,14 +138,21 @@ class Module:
                  + (f" -- {doc[0]}" if doc else "")]
         width = max([len(c) for _, c, _, _ in inputs + outputs] + [4])
         type_width = max([len(t) for _, _, t, _ in inputs + outputs] + [1])
+        for k, size in enumerate(export.sizes()):
+            label = " *   size " if k == 0 else " *        "
+            lines.append(f"{label}{size:<{width}}  int64_t, at least 1: the named dim {size!r} of "
+                         "the shapes below")
         for title, rows in (("in ", inputs), ("out", outputs)):
             for k, (_, c, type_str, readable) in enumerate(rows):
                 label = f" *   {title}  " if k == 0 else " *        "
                 note = f"  {readable}" if readable != c else ""
                 lines.append(f"{label}{c:<{width}}  {type_str:<{type_width}}{note}".rstrip())
         lines += [f" * Returns {self.macro}_OK (0), or {self.macro}_ERR_INDEX for an out-of-range "
-                  "index or label,",
-                  f" * {self.macro}_ERR_ALLOC if malloc fails. _work() takes a caller workspace of "
+                  "index or label,"]
+        if export.sizes():
+            lines.append(f" * {self.macro}_ERR_SIZE for a size below 1 (_work_bytes() takes the same "
+                         "sizes),")
+        lines += [f" * {self.macro}_ERR_ALLOC if malloc fails. _work() takes a caller workspace of "
                   "_work_bytes() bytes",
                   " * (aligned as malloc's) instead. Arrays are dense, C order. Reentrant. */"]
         return "\n".join(lines)

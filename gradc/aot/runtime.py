@@ -54,42 +54,69 @@ def _type_str(shape, dtype):
     return f"{short.get(dtype.name, dtype.name)}[{','.join(map(str, shape))}]"
 
 
+def _fits(shape, spec, sizes, name):
+    """Whether shape is spec's; a named size (a str) takes its first argument's value, and a
+    later argument with another value is a ValueError naming both."""
+    if len(shape) != len(spec):
+        return False
+    for axis, (got, want) in enumerate(zip(shape, spec)):
+        if isinstance(want, str):
+            if want not in sizes:
+                sizes[want] = (got, name)
+            elif sizes[want][0] != got:
+                raise ValueError(f"argument {name}: dimension {want!r} (axis {axis}) is {got}, but "
+                                 f"argument {sizes[want][1]} gave {want!r} = {sizes[want][0]}")
+        elif got != want:
+            return False
+    return True
+
+
+def _shape(shape, sizes):
+    """An output shape: named sizes (Python expressions of the names) evaluated."""
+    values = {k: v for k, (v, _) in sizes.items()}
+    return tuple(eval(d, {"__builtins__": {}}, values) if isinstance(d, str) else d  # noqa: S307
+                 for d in shape)
+
+
 class _Kernel:
     """One exported C function: checks and converts the arguments, allocates fresh outputs, calls
     the C entry point with a per-thread workspace and maps its error codes to exceptions."""
 
-    def __init__(self, ffi, lib, symbol, macro, args, inputs, outputs, out_tree):
+    def __init__(self, ffi, lib, symbol, macro, args, inputs, outputs, out_tree, sizes=()):
         self.ffi = ffi
         self.fn = getattr(lib, symbol + "_work")
+        self.sizes = list(sizes)              # named dims: one int64_t argument each, first
         self.args = args                      # [(parameter name, tree)]
         self.inputs = [(name, tuple(shape), np.dtype(dtype), ctype + "[]")
                        for name, shape, dtype, ctype in inputs]
         self.outputs = [(tuple(shape), np.dtype(dtype), ctype + "[]")
                         for shape, dtype, ctype in outputs]
         self.out_tree = out_tree
-        self.work_bytes = max(getattr(lib, symbol + "_work_bytes")(), 1)
+        self.work_bytes_of = getattr(lib, symbol + "_work_bytes")
+        self.work_bytes = 1 if self.sizes else max(self.work_bytes_of(), 1)
         self.err_index = getattr(lib, macro + "_ERR_INDEX")
         self.err_alloc = getattr(lib, macro + "_ERR_ALLOC")
+        self.err_size = getattr(lib, macro + "_ERR_SIZE", None)
         self.local = threading.local()
         if getattr(lib, symbol + "_n_in")() != len(inputs):
             raise ImportError(f"{symbol}: the compiled extension does not match this wrapper; "
                               "rebuild both with gradc build")
 
-    def _array(self, value, name, shape, dtype):
+    def _array(self, value, name, shape, dtype, sizes):
         if isinstance(value, (numbers.Number, list)):
             value = np.asarray(value, dtype=dtype)      # Python scalars and lists are converted
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if array.shape != shape or array.dtype != dtype:
+        if not _fits(array.shape, shape, sizes, name) or array.dtype != dtype:
             raise ValueError(f"argument {name}: expected {_type_str(shape, dtype)}, got "
                              f"{_type_str(array.shape, array.dtype)}")
         if not (array.flags.c_contiguous and array.flags.aligned):
             array = np.ascontiguousarray(array)     # a copy: the caller's array is never written
         return array
 
-    def _work(self):
+    def _work(self, nbytes):
         work = getattr(self.local, "work", None)
-        if work is None:
-            buffer = np.empty(self.work_bytes, np.uint8)
+        if work is None or len(work[0]) < nbytes:
+            buffer = np.empty(nbytes, np.uint8)
             work = self.local.work = (buffer, self.ffi.from_buffer("char[]", buffer))
         return work[1]
 
@@ -97,15 +124,20 @@ class _Kernel:
         leaves = []
         for (name, tree), value in zip(self.args, values):
             _flatten_into(leaves, tree, value, name)
-        pointers = []
+        pointers, sizes = [], {}
         for (_, value), (name, shape, dtype, ctype) in zip(leaves, self.inputs):
-            pointers.append(self.ffi.from_buffer(ctype, self._array(value, name, shape, dtype)))
-        outs = [np.empty(shape, dtype) for shape, dtype, _ in self.outputs]
+            array = self._array(value, name, shape, dtype, sizes)
+            pointers.append(self.ffi.from_buffer(ctype, array))
+        outs = [np.empty(_shape(shape, sizes), dtype) for shape, dtype, _ in self.outputs]
         pointers += [self.ffi.from_buffer(c, o) for o, (_, _, c) in zip(outs, self.outputs)]
-        code = self.fn(*pointers, self._work())
+        dims = [sizes[d][0] for d in self.sizes]
+        nbytes = max(self.work_bytes_of(*dims), 1) if dims else self.work_bytes
+        code = self.fn(*dims, *pointers, self._work(nbytes))
         if code == self.err_index:
             raise IndexError("index out of range in a gather or label lookup (the C kernel "
                              "checked it): labels must lie in [0, number of classes)")
+        if code == self.err_size:
+            raise ValueError(f"a named size below 1: {dict(zip(self.sizes, dims))}")
         if code == self.err_alloc:
             raise MemoryError("the gradc kernel could not allocate its workspace")
         if code:

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 from .. import __version__
+from ..symbolic import Dim, dim_names, render
 from ..tree import tree_flatten, tree_unflatten
 from .files import GENERATED_MARK
 
@@ -30,6 +31,13 @@ def _tree_literal(treedef):
     return (treedef.kind, children)
 
 
+def _shape_literal(shape):
+    """A shape as plain data for the runtime: ints, and named sizes as Python expressions of the
+    names ('n', '(3*n)')."""
+    return tuple(render(d, lambda name: name, parens=True) if isinstance(d, Dim) else d
+                 for d in shape)
+
+
 def _python_wrapper(module, package):
     """Source of the generated `<name>.py`: the runtime, a _Kernel and a def per export."""
     from ..cbackend.csyntax import ctype
@@ -49,10 +57,12 @@ def _python_wrapper(module, package):
         params = export.param_names()
         arg_trees = [_tree_literal(t) for t in low.in_tree.children[0].children]
         spec = {"args": list(zip(params, arg_trees)),
-                "inputs": [(name, n.shape, n.dtype.name, ctype(n.dtype))
+                "inputs": [(name, _shape_literal(n.shape), n.dtype.name, ctype(n.dtype))
                            for name, n in zip(low.in_names, graph.inputs)],
-                "outputs": [(n.shape, n.dtype.name, ctype(n.dtype)) for n in graph.outputs],
-                "out_tree": _tree_literal(low.out_tree)}
+                "outputs": [(_shape_literal(n.shape), n.dtype.name, ctype(n.dtype))
+                            for n in graph.outputs],
+                "out_tree": _tree_literal(low.out_tree),
+                "sizes": dim_names(graph)}
         body = ",\n".join(f"    {k}={pprint.pformat(v, width=90, compact=True)}".replace(
             "\n", "\n" + " " * (len(k) + 5)) for k, v in spec.items())
         lines.append(f"_kernel_{export.name} = _Kernel(ffi, lib, {export.symbol!r}, "
