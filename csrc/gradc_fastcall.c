@@ -4,7 +4,12 @@
  * input, the constant arrays, the outputs and the workspace size. Entry.call(args) checks the
  * arguments against it, allocates fresh outputs, releases the GIL and calls the kernel. Anything it
  * does not accept as is (another shape, a list, a non-contiguous array...) returns NotImplemented,
- * and the Python side takes the general path (conversion, copies, clear errors). */
+ * and the Python side takes the general path (conversion, copies, clear errors).
+ *
+ * Named sizes (API.md section 10): a dimension -(k + 1) in a spec is named size k, taken from the
+ * first argument that has it (at least 1; another argument must agree, else NotImplemented and the
+ * Python side names the mismatch). The kernel gets the sizes after its outputs, and the workspace
+ * is a polynomial in them: terms (coefficient, power of size 0, power of size 1, ...). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
@@ -15,6 +20,7 @@
 #include <stdlib.h>
 
 #define MAX_DIMS 32
+#define MAX_SIZES 8
 enum { KIND_ARRAY = 0, KIND_FLOAT = 1, KIND_INT = 2, KIND_BOOL = 3 };
 
 typedef int (*kernel_fn)(void **args, void *work);
@@ -31,7 +37,9 @@ typedef struct {
     Spec *in, *out;
     void **const_ptrs;
     PyObject *keep;           /* the constant arrays and the library, kept alive */
-    size_t work_bytes;
+    size_t work_bytes;        /* the workspace, or its capacity when it depends on named sizes */
+    Py_ssize_t n_sizes, n_terms;
+    int64_t *terms;           /* n_terms x (1 + n_sizes): the workspace polynomial */
     void *work;               /* reused when free; a busy entry (another thread) mallocs its own */
     int work_busy;
     unsigned long long calls;  /* kernel runs through this entry (Jitted.cache_info's hits) */
@@ -61,20 +69,42 @@ static void Entry_dealloc(Entry *self) {
     PyMem_Free(self->in);
     PyMem_Free(self->out);
     PyMem_Free(self->const_ptrs);
+    PyMem_Free(self->terms);
     free(self->work);
     Py_XDECREF(self->keep);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Entry(kernel_address, in_specs, out_specs, const_arrays, work_bytes, keep_alive) */
+/* Entry(kernel_address, in_specs, out_specs, const_arrays, work_bytes, keep_alive
+ *       [, n_sizes, work_terms]) */
 static int Entry_init(Entry *self, PyObject *args, PyObject *kwds) {
     unsigned long long address;
-    PyObject *ins, *outs, *consts, *keep;
-    Py_ssize_t work_bytes;
+    PyObject *ins, *outs, *consts, *keep, *terms = NULL;
+    Py_ssize_t work_bytes, n_sizes = 0;
     (void)kwds;
-    if (!PyArg_ParseTuple(args, "KO!O!O!nO", &address, &PyTuple_Type, &ins, &PyTuple_Type, &outs,
-                          &PyTuple_Type, &consts, &work_bytes, &keep))
+    if (!PyArg_ParseTuple(args, "KO!O!O!nO|nO!", &address, &PyTuple_Type, &ins, &PyTuple_Type,
+                          &outs, &PyTuple_Type, &consts, &work_bytes, &keep, &n_sizes,
+                          &PyTuple_Type, &terms))
         return -1;
+    if (n_sizes < 0 || n_sizes > MAX_SIZES) {
+        PyErr_SetString(PyExc_ValueError, "at most 8 named sizes");
+        return -1;
+    }
+    self->n_sizes = n_sizes;
+    self->n_terms = terms ? PyTuple_GET_SIZE(terms) : 0;
+    self->terms = PyMem_Calloc(self->n_terms * (1 + n_sizes) + 1, sizeof(int64_t));
+    if (!self->terms) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t t = 0; t < self->n_terms; t++) {
+        PyObject *term = PyTuple_GET_ITEM(terms, t);
+        if (!PyTuple_Check(term) || PyTuple_GET_SIZE(term) != 1 + n_sizes) {
+            PyErr_SetString(PyExc_ValueError, "a workspace term is (coefficient, powers...)");
+            return -1;
+        }
+        for (Py_ssize_t k = 0; k <= n_sizes; k++) {
+            self->terms[t * (1 + n_sizes) + k] = PyLong_AsLongLong(PyTuple_GET_ITEM(term, k));
+            if (PyErr_Occurred()) return -1;
+        }
+    }
     self->fn = (kernel_fn)(uintptr_t)address;
     self->n_in = PyTuple_GET_SIZE(ins);
     self->n_out = PyTuple_GET_SIZE(outs);
@@ -103,7 +133,7 @@ static int Entry_init(Entry *self, PyObject *args, PyObject *kwds) {
 /* The scalar value of a weakly typed Python argument, stored where the kernel reads it. */
 typedef union { double f; int64_t i; uint8_t b; } Scalar;
 
-static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr) {
+static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr, int64_t *sizes) {
     switch (spec->kind) {
     case KIND_FLOAT:
         if (!PyFloat_CheckExact(arg)) return 0;
@@ -137,8 +167,19 @@ static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr) {
         if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a) || !PyArray_ISNOTSWAPPED(a))
             return 0;
         npy_intp *dims = PyArray_DIMS(a);
-        for (int d = 0; d < spec->ndim; d++)
-            if (dims[d] != spec->dims[d]) return 0;
+        for (int d = 0; d < spec->ndim; d++) {
+            if (spec->dims[d] >= 0) {
+                if (dims[d] != spec->dims[d]) return 0;
+                continue;
+            }
+            int64_t *size = &sizes[-spec->dims[d] - 1];       /* a named size */
+            if (*size == 0) {
+                if (dims[d] < 1) return 0;
+                *size = dims[d];
+            } else if (*size != dims[d]) {
+                return 0;
+            }
+        }
         *ptr = PyArray_DATA(a);
         return 1;
     }
@@ -149,7 +190,8 @@ static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr) {
 
 static PyObject *Entry_call(Entry *self, PyObject *args) {
     if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != self->n_in) Py_RETURN_NOTIMPLEMENTED;
-    Py_ssize_t n = self->n_in + self->n_const + self->n_out;
+    Py_ssize_t n = self->n_in + self->n_const + self->n_out + 1;
+    int64_t sizes[MAX_SIZES] = {0};
     void *small_ptrs[SMALL * 3];
     Scalar small_scalars[SMALL];
     void **ptrs = n <= SMALL * 3 ? small_ptrs : PyMem_Malloc(n * sizeof(void *));
@@ -157,7 +199,7 @@ static PyObject *Entry_call(Entry *self, PyObject *args) {
     PyObject *result = NULL;
     if (!ptrs || !scalars) { PyErr_NoMemory(); goto done; }
     for (Py_ssize_t i = 0; i < self->n_in; i++) {
-        if (!accept(&self->in[i], PyTuple_GET_ITEM(args, i), &scalars[i], &ptrs[i])) {
+        if (!accept(&self->in[i], PyTuple_GET_ITEM(args, i), &scalars[i], &ptrs[i], sizes)) {
             result = Py_NewRef(Py_NotImplemented);
             goto done;
         }
@@ -167,22 +209,43 @@ static PyObject *Entry_call(Entry *self, PyObject *args) {
     if (!result) goto done;
     for (Py_ssize_t i = 0; i < self->n_out; i++) {
         Spec *s = &self->out[i];
-        PyObject *o = PyArray_EMPTY(s->ndim, s->dims, s->typenum, 0);
+        npy_intp dims[MAX_DIMS];
+        for (int d = 0; d < s->ndim; d++)
+            dims[d] = s->dims[d] >= 0 ? s->dims[d] : (npy_intp)sizes[-s->dims[d] - 1];
+        PyObject *o = PyArray_EMPTY(s->ndim, dims, s->typenum, 0);
         if (!o) { Py_CLEAR(result); goto done; }
         PyTuple_SET_ITEM(result, i, o);
         ptrs[self->n_in + self->n_const + i] = PyArray_DATA((PyArrayObject *)o);
     }
+    ptrs[self->n_in + self->n_const + self->n_out] = sizes;
+    size_t work_bytes = self->work_bytes;
+    if (self->n_sizes) {                  /* the workspace for these sizes */
+        int64_t total = 0;
+        for (Py_ssize_t t = 0; t < self->n_terms; t++) {
+            const int64_t *term = &self->terms[t * (1 + self->n_sizes)];
+            int64_t v = term[0];
+            for (Py_ssize_t k = 0; k < self->n_sizes; k++)
+                for (int64_t p = 0; p < term[1 + k]; p++) v *= sizes[k];
+            total += v;
+        }
+        work_bytes = (size_t)total;
+    }
     void *work = NULL;
     int own_work = 0;
-    if (self->work_bytes) {
+    if (work_bytes) {
         if (!self->work_busy) {
-            if (!self->work && !(self->work = malloc(self->work_bytes))) {
-                PyErr_NoMemory(); Py_CLEAR(result); goto done;
+            if (work_bytes > self->work_bytes || !self->work) {
+                free(self->work);
+                self->work_bytes = work_bytes > self->work_bytes ? work_bytes : self->work_bytes;
+                if (!(self->work = malloc(self->work_bytes))) {
+                    self->work_bytes = 0;
+                    PyErr_NoMemory(); Py_CLEAR(result); goto done;
+                }
             }
             work = self->work;
             self->work_busy = 1;          /* set with the GIL held: no other thread races us */
         } else {
-            if (!(work = malloc(self->work_bytes))) { PyErr_NoMemory(); Py_CLEAR(result); goto done; }
+            if (!(work = malloc(work_bytes))) { PyErr_NoMemory(); Py_CLEAR(result); goto done; }
             own_work = 1;
         }
     }

@@ -256,6 +256,11 @@ def c_name(name):
     return f"D_{name}"
 
 
+def is_name(d):
+    """Whether a Dim is one named size alone (n, not 2*n or n*m)."""
+    return isinstance(d, Dim) and list(d.terms.items()) == [(((names(d)[0], 1),), 1)]
+
+
 def is_symbolic(x):
     return isinstance(x, Dim)
 

@@ -77,7 +77,7 @@ def test_one_kernel_serves_every_size(case, dtype, backend):
     per_shape = gc.jit(fn, backend=backend, dynamic=False)
     rng = np.random.default_rng(0)
     tol = 2e-5 if dtype == "float32" else 1e-12
-    for n in SIZES:
+    for n in SIZES + SIZES[::-1]:       # the workspace grows and shrinks with the size
         args = make(rng, dtype, n)
         got, want = _leaves(compiled(*args)), _leaves(per_shape(*args))
         assert len(got) == len(want)
@@ -85,6 +85,9 @@ def test_one_kernel_serves_every_size(case, dtype, backend):
             assert g.shape == w.shape and g.dtype == w.dtype
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=f"{case} n={n}")
     assert per_shape.cache_info().misses == len(SIZES)
+    if backend == "c":            # every call took the native path, sizes read in C
+        assert compiled.executable.entry is not None
+        assert compiled.executable.entry.calls == 2 * len(SIZES)
 
 
 def test_gradients_of_a_named_kernel_match_finite_differences():

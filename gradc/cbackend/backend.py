@@ -177,6 +177,7 @@ class CExecutable:
             self.in_specs = [n.shape for n in graph.inputs]
             self.in_names = [n.name or f"arg{i}" for i, n in enumerate(graph.inputs)]
             self.stats = self._stats(graph, facts, start, hit, seconds, path)
+            self.entry = self._named_entry(lowered)
             return
         big_outputs = any(prod(s) * d.itemsize >= OutputPool.MIN_BYTES
                           for s, d in self.out_specs)
@@ -188,6 +189,37 @@ class CExecutable:
                                          tuple((d.num, s) for s, d in self.out_specs),
                                          tuple(self.const_arrays), self.workspace_bytes, self.lib)
         self.stats = self._stats(graph, facts, start, hit, seconds, path)
+
+    def _named_entry(self, lowered):
+        """The native call path of a kernel with named sizes, where every input and output size
+        is a number or one named size (else None: the Python path evaluates the rest)."""
+        graph = lowered.graph
+        index = {name: k for k, name in enumerate(self.dims)}
+
+        def dims(shape):
+            out = []
+            for d in shape:
+                if not isinstance(d, symbolic.Dim):
+                    out.append(d)
+                elif symbolic.is_name(d):
+                    out.append(-1 - index[symbolic.names(d)[0]])
+                else:
+                    return None
+            return tuple(out)
+        ins = [dims(n.shape) for n in graph.inputs]
+        outs = [dims(s) for s, _ in self.out_specs]
+        if _fastcall is None or len(self.dims) > 8 or None in ins or None in outs:
+            return None
+        work = self.workspace_bytes
+        terms = (tuple((c, *[dict(m).get(name, 0) for name in self.dims])
+                       for m, c in work.terms.items()) if isinstance(work, symbolic.Dim)
+                 else ((work,) + (0,) * len(self.dims),))
+        weak = getattr(lowered, "in_weak", [False] * len(graph.inputs))
+        kinds = [(_KINDS[n.dtype.kind] if w else 0, n.dtype.num, d)
+                 for n, w, d in zip(graph.inputs, weak, ins)]
+        return _fastcall.Entry(int(_ffi.cast("uintptr_t", self.fn)), tuple(kinds),
+                               tuple((d.num, s) for (_, d), s in zip(self.out_specs, outs)),
+                               tuple(self.const_arrays), 0, self.lib, len(self.dims), terms)
 
     def _stats(self, graph, facts, start, hit, seconds, path):
         return {"nodes": len(graph.nodes), "kernels": facts["kernels"],
