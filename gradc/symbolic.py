@@ -256,6 +256,19 @@ def c_name(name):
     return f"D_{name}"
 
 
+def to_json(x):
+    """A size as JSON data (the disk cache's index): an int, or the Dim's terms."""
+    if not isinstance(x, Dim):
+        return x
+    return {"terms": [[c, [list(f) for f in m]] for m, c in x.terms.items()]}
+
+
+def from_json(data):
+    if not isinstance(data, dict):
+        return data
+    return simplify(Dim({tuple((n, p) for n, p in m): c for c, m in data["terms"]}))
+
+
 def is_name(d):
     """Whether a Dim is one named size alone (n, not 2*n or n*m)."""
     return isinstance(d, Dim) and list(d.terms.items()) == [(((names(d)[0], 1),), 1)]

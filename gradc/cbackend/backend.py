@@ -150,8 +150,7 @@ class CExecutable:
         graph = lowered.graph
         blas.load()      # gradc's BLAS with its threads (and OpenBLAS's core type) before a kernel links it
         graph_key = fingerprint(graph, default_threads(graph))
-        symbolic_sizes = bool(symbolic.dim_names(graph))   # its facts hold sizes, not numbers
-        known = None if symbolic_sizes else build.read_index(graph_key)
+        known = build.read_index(graph_key)
         self.lib = known and build.load_cached(known["key"], _ffi.dlopen)
         if self.lib:     # warm start: this graph was compiled before, no C to generate
             path, seconds, hit, facts = build.cache_dir() / f"{known['key']}.so", 0.0, True, known
@@ -161,15 +160,14 @@ class CExecutable:
                 code.source, _ffi.dlopen, blas=code.uses_blas,
                 extra_flags=build.OPENMP_FLAGS if code.uses_threads else ())
             facts = {"key": path.stem, "kernels": code.kernels,
-                     "workspace_bytes": code.workspace_bytes}
-            if not symbolic_sizes:
-                build.write_index(graph_key, facts)
+                     "workspace_bytes": symbolic.to_json(code.workspace_bytes)}
+            build.write_index(graph_key, facts)
         self.fn = getattr(self.lib, KERNEL)
         self.out_specs = [(n.shape, n.dtype) for n in graph.outputs]
         self.const_arrays = [np.ascontiguousarray(n.params["value"])
                              for n in passed_consts(graph)]
         self.const_ptrs = [_from_buffer(a) for a in self.const_arrays]
-        self.workspace_bytes = facts["workspace_bytes"]
+        self.workspace_bytes = symbolic.from_json(facts["workspace_bytes"])
         self._local = threading.local()
         self.entry = None
         self.dims = symbolic.dim_names(graph)
