@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from . import core, interpreter, ops, printing
+from . import core, interpreter, ops, printing, symbolic
 from .errors import user_location
 from .ir import Graph
 from .tree import tree_flatten, tree_unflatten
@@ -47,6 +47,9 @@ def impl(*args, body, length, reverse, n_carry, n_xs, select):
     carries = [np.asarray(a) for a in args[:n_carry]]
     xs, consts = args[n_carry:n_carry + n_xs], list(args[n_carry + n_xs:])
     avals = output_avals(body, length, n_carry)
+    sizes = interpreter.sizes_of(body, [np.int64(0)] + carries + [x[0] for x in xs] + consts)
+    if sizes:           # named sizes, from this call's arrays
+        avals = [(symbolic.substitute(s, sizes), d) for s, d in avals]
     n_out = len(body.outputs)
     stacks = {k: np.empty(avals[k][0], avals[k][1]) for k in select if k >= n_carry}
     for step in range(length):

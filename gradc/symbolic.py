@@ -20,7 +20,12 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class SymbolicShapeError(TypeError):
-    """A named dimension was used where its value must be known while tracing."""
+    """A named dimension was used where its value must be known while tracing. The message ends
+    with the user's file:line."""
+
+    def __init__(self, message):
+        from .errors import user_location
+        super().__init__(f"{message} (at {user_location()})")
 
 
 class Dim:

@@ -34,6 +34,20 @@ def diff_loss(X):
     return gc.sum((X[1:] - X[:-1]) ** 2) + gc.sum(X[-1] * X[0]) + gc.sum(gc.tanh(X[-1:, 2:]))
 
 
+def rnn_loss(W, xs):
+    """gc.scan over 6 steps of a named batch (the body's kernel gets the sizes too)."""
+    def step(h, x):
+        return gc.tanh(h @ W + x), h
+    h, hs = gc.scan(step, xs[0] * 0, xs)
+    return gc.sum(hs ** 2) + gc.mean(h)
+
+
+def linalg_loss(A, b):
+    """batched solve and inv over a named batch (LAPACK per matrix)."""
+    A = A + 3 * np.eye(3, dtype=A.dtype)
+    return gc.sum(np.linalg.solve(A, b)) + gc.sum(np.linalg.inv(A) ** 2)
+
+
 def _params(rng, dtype):
     return [rng.standard_normal((D, H)).astype(dtype), (0.1 * rng.standard_normal(H)).astype(dtype),
             rng.standard_normal((H, C)).astype(dtype), (0.1 * rng.standard_normal(C)).astype(dtype)]
@@ -56,6 +70,14 @@ CASES = {
              lambda dt: [gc.Spec((D,), dt), gc.Spec(("n", D), dt)],
              lambda rng, dt, n: [rng.uniform(0.5, 1.5, D).astype(dt),
                                  rng.standard_normal((n, D)).astype(dt)]),
+    "rnn": (gc.value_and_grad(rnn_loss, argnums=(0, 1)),
+            lambda dt: [gc.Spec((4, 4), dt), gc.Spec((6, "batch", 4), dt)],
+            lambda rng, dt, n: [(0.5 * rng.standard_normal((4, 4))).astype(dt),
+                                rng.standard_normal((6, n, 4)).astype(dt)]),
+    "linalg": (gc.value_and_grad(linalg_loss, argnums=(0, 1)),
+               lambda dt: [gc.Spec(("n", 3, 3), dt), gc.Spec(("n", 3, 1), dt)],
+               lambda rng, dt, n: [(0.3 * rng.standard_normal((n, 3, 3))).astype(dt),
+                                   rng.standard_normal((n, 3, 1)).astype(dt)]),
     "diff": (gc.value_and_grad(diff_loss), lambda dt: [gc.Spec(("n", 4), dt)],
              lambda rng, dt, n: [rng.standard_normal((n, 4)).astype(dt)]),
 }
@@ -243,6 +265,11 @@ def test_aot_export_with_a_named_dim(tmp_path):
         sys.path.remove(str(tmp_path))
         sys.modules.pop("named_mlp", None)
         sys.modules.pop("_named_mlp", None)
+
+
+def test_a_named_loop_length_is_refused_clearly():
+    with pytest.raises(SymbolicShapeError, match="depends on the size of"):
+        gc.jit(gc.grad(rnn_loss)).lower(gc.Spec((4, 4)), gc.Spec(("T", 3, 4))).compile()
 
 
 def test_the_disk_cache_index_keeps_a_workspace_that_depends_on_sizes():

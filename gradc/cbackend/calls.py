@@ -6,7 +6,7 @@ import numpy as np
 from . import plan as P
 from .csyntax import ctype
 from .loops import Affine, offset_of
-from ..symbolic import prod
+from ..symbolic import c_name, dim_names, prod
 
 
 def matmul(em, step):
@@ -225,8 +225,12 @@ def scan(em, step):
         em.out(f"{t}c{i} = ({t.strip()})(sc + {a}), *n{i} = ({t.strip()})(sc + {b});", 2)
         em.out(f"memcpy(c{i}, {_operand(em, inp)}, {inp.nbytes});", 2)
     n_args = len(graph.inputs) + n_out
+    sizes = dim_names(graph)        # the body's named sizes, in its own order, after its outputs
     em.out("int64_t t = 0;", 2)
-    em.out(f"void *a[{n_args}];", 2)
+    em.out(f"void *a[{n_args + bool(sizes)}];", 2)
+    if sizes:
+        em.out(f"int64_t bd[{len(sizes)}] = {{{', '.join(c_name(d) for d in sizes)}}};", 2)
+        em.out(f"a[{n_args}] = bd;", 2)
     em.out("a[0] = &t;", 2)
     for j, inp in enumerate(node.inputs[n_carry + n_xs:]):
         em.out(f"a[{1 + n_carry + n_xs + j}] = (void *)({_operand(em, inp)});", 2)
