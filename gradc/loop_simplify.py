@@ -6,7 +6,7 @@ import numpy as np
 from . import core
 from .ir import Graph
 from .loop import output_avals, shape_rule
-from .symbolic import prod
+from .symbolic import at_least, prod
 
 
 def _key(node):
@@ -44,7 +44,7 @@ def _within(node, reader):
         return None
     start, sizes = p["starts"][0], _sizes(node.params)
     for k, offset in _offsets(node.params).items():
-        if offset <= start and start + reader.size <= offset + sizes[k]:
+        if at_least(start, offset) and at_least(offset + sizes[k], start + reader.size):
             return k, start - offset
     return None
 

@@ -97,7 +97,7 @@ def multiclass_hinge(scores: ArrayLike, labels: ArrayLike, margin: float = 1.0) 
                          f"(at {user_location()})")
     correct = ops.take_along_rows(scores, labels, "multiclass_hinge")
     margins = ops.relu(ops.add(ops.subtract(scores, ops.reshape(correct, (-1, 1))), margin))
-    classes = np.arange(scores.shape[1])
+    classes = ops.arange_of(scores, scores.shape[1], np.int64)
     is_label = ops.equal(ops.reshape(ops.asarray(labels), (-1, 1)), classes)
     return ops.mean(ops.sum(ops.where(is_label, 0, margins), axis=1))
 

@@ -91,6 +91,12 @@ class Dim:
                                      f"{', '.join(names(self))}")
         return q
 
+    def __truediv__(self, other):
+        raise SymbolicShapeError(f"{self!r} / {other!r}: a named size divides only exactly (//)")
+
+    def __rtruediv__(self, other):
+        raise SymbolicShapeError(f"{other!r} / {self!r}: a named size divides only exactly (//)")
+
     def __mod__(self, other):
         if divide(self, other) is not None:
             return 0

@@ -74,6 +74,10 @@ CASES = {
             lambda dt: [gc.Spec((4, 4), dt), gc.Spec((6, "batch", 4), dt)],
             lambda rng, dt, n: [(0.5 * rng.standard_normal((4, 4))).astype(dt),
                                 rng.standard_normal((6, n, 4)).astype(dt)]),
+    "rnn_length": (gc.value_and_grad(rnn_loss, argnums=(0, 1)),   # the loop's length named too
+                   lambda dt: [gc.Spec((4, 4), dt), gc.Spec(("T", "batch", 4), dt)],
+                   lambda rng, dt, n: [(0.5 * rng.standard_normal((4, 4))).astype(dt),
+                                       rng.standard_normal((n % 9 + 1, n, 4)).astype(dt)]),
     "linalg": (gc.value_and_grad(linalg_loss, argnums=(0, 1)),
                lambda dt: [gc.Spec(("n", 3, 3), dt), gc.Spec(("n", 3, 1), dt)],
                lambda rng, dt, n: [(0.3 * rng.standard_normal((n, 3, 3))).astype(dt),
@@ -265,11 +269,6 @@ def test_aot_export_with_a_named_dim(tmp_path):
         sys.path.remove(str(tmp_path))
         sys.modules.pop("named_mlp", None)
         sys.modules.pop("_named_mlp", None)
-
-
-def test_a_named_loop_length_is_refused_clearly():
-    with pytest.raises(SymbolicShapeError, match="depends on the size of"):
-        gc.jit(gc.grad(rnn_loss)).lower(gc.Spec((4, 4)), gc.Spec(("T", 3, 4))).compile()
 
 
 def test_the_disk_cache_index_keeps_a_workspace_that_depends_on_sizes():

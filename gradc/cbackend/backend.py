@@ -295,8 +295,8 @@ class PoisonedCExecutable(CExecutable):
         self._local.guarded.append((f"output {outputs}", buf))
         return middle.view(dtype).reshape(shape)
 
-    def _workspace(self):
-        buf, middle = _guarded(max(self.workspace_bytes, 1))
+    def _workspace(self, nbytes=None):
+        buf, middle = _guarded(max(self.workspace_bytes if nbytes is None else nbytes, 1))
         self._local.guarded.append(("the workspace", buf))
         return _from_buffer(middle)
 

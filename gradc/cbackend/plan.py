@@ -287,11 +287,11 @@ def contiguous_slice_offset(node):
     on the leading axes, a unit-step range on one axis, whole axes after it."""
     x, p = node.inputs[0], node.params
     sizes = node.shape
-    first = next((d for d, size in enumerate(sizes) if size > 1), len(sizes))
+    first = next((d for d, size in enumerate(sizes) if size != 1), len(sizes))   # sizes >= 1
     if first < len(sizes) and p["steps"][first] != 1:
         return None
     for d in range(first + 1, len(sizes)):
-        if sizes[d] != x.shape[d] or (x.shape[d] > 1 and (p["starts"][d] != 0 or p["steps"][d] != 1)):
+        if sizes[d] != x.shape[d] or (x.shape[d] != 1 and (p["starts"][d] != 0 or p["steps"][d] != 1)):
             return None
     strides = [prod(x.shape[d + 1:]) for d in range(len(x.shape))]
     return sum(start * stride for start, stride in zip(p["starts"], strides))

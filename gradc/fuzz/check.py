@@ -5,7 +5,8 @@ What is compared, in float64 and float32 (each input cast), for the outputs, the
 gradient of L = sum(out * cotangent), the forward-mode tangents J t and, on small programs, the
 Hessian-vector product (grad of grad):
 - gc.jit(backend="c") against gc.jit(backend="numpy") (the reference) and the un-jitted transforms
-  against it too; output dtypes must agree exactly;
+  against it too; output dtypes must agree exactly; and the C kernel with every size of at least 2
+  named (API.md section 10), where the program allows it;
 - the reference gradient against float64 central differences of L along two random directions
   (Richardson-extrapolated; where the two step sizes disagree the point is near a kink: a skip);
 - the dot-product test <c, J t> = <grad L, t> (forward against reverse mode) on both backends;
@@ -27,7 +28,10 @@ import numpy as np
 import gradc as gc
 from gradc import backends
 from gradc.cbackend import backend as c_backend, split as c_split
+from gradc.errors import ShapeError
 from gradc.jit import Compiled
+from gradc.symbolic import SymbolicShapeError
+from gradc.tree import tree_flatten, tree_unflatten
 
 from .program import run_eager
 
@@ -226,6 +230,9 @@ def _run_jitted(preps, combined):
         except Exception as e:     # noqa: BLE001
             raise StageError("c", e) from e
         COVERAGE.update(n.prim.name for n in lowered.graph.nodes)
+        named = _named_sizes(preps, call_args)
+        if named is not None:
+            results[NAMED] = named
     else:
         for stage in ("numpy", "c"):
             try:
@@ -233,8 +240,55 @@ def _run_jitted(preps, combined):
                                   for p in preps]
             except Exception as e:     # noqa: BLE001
                 raise StageError(stage, e) from e
-    return {stage: [dict(zip(p.dtypes, out)) for p, out in zip(preps, outs)]
+    return {stage: [None if out is None else dict(zip(p.dtypes, out))
+                    for p, out in zip(preps, outs)]
             for stage, outs in results.items()}
+
+
+NAMED = "c, named sizes"
+
+
+def _named_specs(args, prefix):
+    """Specs of args with every size of at least 2 named (equal sizes one name, as
+    gc.jit(dynamic=True) does), or None if there is none."""
+    leaves, tree = tree_flatten(args)
+    names = {}
+    specs = [gc.Spec(tuple(names.setdefault(d, f"{prefix}d{len(names)}") if d > 1 else d
+                           for d in np.shape(a)), np.asarray(a).dtype) for a in leaves]
+    return tree_unflatten(tree, specs) if names else None
+
+
+def _named_sizes(preps, call_args):
+    """Per program (aligned with preps): its results from ONE C kernel of the programs that
+    accept named sizes, or None for a program that needs a size as a number (a reshape to fixed
+    sizes, ...): that is a refusal, not a failure. Each program is traced alone first (no cc)."""
+    accepted = []
+    for i, (p, args) in enumerate(zip(preps, call_args)):
+        specs = _named_specs(args, f"p{i}")
+        if specs is None:
+            continue
+        try:
+            gc.jit(p.each_dtype, backend="numpy").lower(*specs)
+        except (SymbolicShapeError, ShapeError):
+            continue
+        except Exception as e:     # noqa: BLE001
+            raise StageError(NAMED, e) from e
+        accepted.append((i, specs))
+    if not accepted:
+        return None
+
+    def accepted_at_once(*per_program):
+        return tuple(preps[i].each_dtype(*a) for (i, _), a in zip(accepted, per_program))
+    try:
+        lowered = gc.jit(accepted_at_once, backend="numpy").lower(*[s for _, s in accepted])
+        outs = Compiled(lowered, backends.get("c").compile(lowered))(
+            *[call_args[i] for i, _ in accepted])
+    except Exception as e:     # noqa: BLE001
+        raise StageError(NAMED, e) from e
+    COVERAGE.update(n.prim.name for n in lowered.graph.nodes)
+    COVERAGE.add("(named sizes)")
+    by_index = dict(zip((i for i, _ in accepted), outs))
+    return [by_index.get(i) for i in range(len(preps))]
 
 
 def check(program, poison=True, dtypes=DTYPES, combined=True):
@@ -303,7 +357,7 @@ def _finish(prep, results, poison):
                        "float64")
         if bad:
             return bad
-    for label in ("c", "eager"):
+    for label in ("c", "eager") + ((NAMED,) if results.get(NAMED) is not None else ()):
         for dtype in dtypes:
             bad = _compare(label, results[label][dtype], results["numpy"][dtype], dtype,
                            noise=ref64 if dtype != "float64" else None)

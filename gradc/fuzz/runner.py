@@ -220,7 +220,8 @@ def fuzz(seed, minutes=None, programs=None, workers=1, dtypes=("float64", "float
                "failures": {k: counts[k] for k in first}, "findings": findings,
                "examples": {k: f"seed {v[0][0]}: {v[0][1]}" for k, v in first.items()},
                "never_compiled": sorted(set(_primitive_names()) - coverage),
-               "batch_split": "(batch split)" in coverage}
+               "batch_split": "(batch split)" in coverage,
+               "named_sizes": "(named sizes)" in coverage}
     _print_summary(summary, workers, poison, out)
     return summary
 
@@ -308,7 +309,8 @@ def _print_summary(s, workers, poison, out):
                   + (f"; {f['path']}" if f["path"] else ""), file=out)
     else:
         print("no failures", file=out)
-    print(f"batch split compiled: {'yes' if s['batch_split'] else 'no'}", file=out)
+    print(f"batch split compiled: {'yes' if s['batch_split'] else 'no'}; named sizes compiled: "
+          f"{'yes' if s.get('named_sizes') else 'no'}", file=out)
     if s["never_compiled"]:
         print("primitives no compiled program used: " + ", ".join(s["never_compiled"]), file=out)
     extra = catalog.unclassified()
