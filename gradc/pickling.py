@@ -40,12 +40,13 @@ def reduce_jitted(jitted):
     with the options, and the receiver makes a fresh gc.jit of it."""
     if _by_reference(jitted):
         return jitted.__qualname__
-    return _jitted, (jitted.fn, jitted.static_argnums, jitted.backend, jitted.debug_nans)
+    return _jitted, (jitted.fn, jitted.static_argnums, jitted.backend, jitted.debug_nans,
+                     jitted.dynamic)
 
 
-def _jitted(fn, static_argnums, backend, debug_nans=None):
+def _jitted(fn, static_argnums, backend, debug_nans=None, dynamic="auto"):
     from .jit import Jitted
-    return Jitted(fn, static_argnums, backend, debug_nans)
+    return Jitted(fn, static_argnums, backend, debug_nans, dynamic)
 
 
 def abstract_leaf(leaf, signature):

@@ -294,3 +294,17 @@ def test_named_kernels_match_pytorch():
         np.testing.assert_allclose(value, ref.item(), rtol=1e-12)
         for g, a in zip(grads, t[:5]):
             np.testing.assert_allclose(g, a.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _row_norms(x):
+    return gc.sum(x * x, axis=1)
+
+
+def test_a_named_kernel_pickles_with_its_named_dims():
+    import pickle
+    compiled = gc.jit(_row_norms).lower(gc.Spec(("n", 3), "float64")).compile()
+    again = pickle.loads(pickle.dumps(compiled))
+    assert "x: f64[n,3]" in repr(again)
+    for n in (1, 5):
+        np.testing.assert_allclose(again(np.ones((n, 3))), np.full(n, 3.0))
+    assert pickle.loads(pickle.dumps(gc.jit(_row_norms, dynamic=False))).dynamic is False
