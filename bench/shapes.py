@@ -5,7 +5,8 @@ kernel, and a training loop whose last batch is short.
    named (`gc.Spec(("n", 784), "float32")`) against the same function compiled for the exact
    shape, at B = 64 and 1024, both on the same inputs (their results must agree first).
 2. A training loop: one epoch of batches 32, 32, ..., 32, 17 (the short last batch), then a second
-   epoch, with `dynamic="auto"` (the default) and with `dynamic=False`: compiles and wall time.
+   epoch; and requests of 10 sizes; with `dynamic="auto"` (the default) and with `dynamic=False`:
+   compiles and wall time.
 
     python -m bench.shapes            # ~1 min on 2 cores
     python -m bench.shapes --quick
@@ -70,24 +71,29 @@ def per_call(quick):
     return rows
 
 
+SCENARIOS = {"training loop, two epochs of 8 batches of 32 and one of 17": ([32] * 8 + [17]) * 2,
+             "requests of 10 sizes": [5, 17, 64, 3, 250, 33, 1000, 8, 129, 40]}
+
+
 def training_loop():
-    """Two epochs of 8 batches of 32 and one of 17 through gc.jit(value_and_grad(mlp loss))."""
+    """Each scenario's batches through gc.jit(value_and_grad(mlp loss)): compiles and seconds
+    (compiling included) with dynamic="auto" and dynamic=False."""
     import gradc as gc
     workload = WORKLOADS["mlp[64]"]
     params = inputs_for(workload)[:4]
     rng = np.random.default_rng(1)
-    sizes = ([32] * 8 + [17]) * 2
-    batches = [(rng.uniform(0, 1, (b, params[0].shape[0])).astype(np.float32),
-                rng.integers(0, params[2].shape[1], b)) for b in sizes]
     out = {}
-    for mode in ("auto", False):
-        step = gc.jit(gc.value_and_grad(lambda *a: workload.loss(gc, *a), argnums=(0, 1, 2, 3)),
-                      dynamic=mode)
-        t0 = time.perf_counter()
-        for X, y in batches:
-            step(*params, X, y)
-        out[mode] = (step.cache_info().misses, time.perf_counter() - t0)
-    return sizes, out
+    for scenario, sizes in SCENARIOS.items():
+        batches = [(rng.uniform(0, 1, (b, params[0].shape[0])).astype(np.float32),
+                    rng.integers(0, params[2].shape[1], b)) for b in sizes]
+        for mode in ("auto", False):
+            step = gc.jit(gc.value_and_grad(lambda *a: workload.loss(gc, *a),
+                                            argnums=(0, 1, 2, 3)), dynamic=mode)
+            t0 = time.perf_counter()
+            for X, y in batches:
+                step(*params, X, y)
+            out[scenario, mode] = (step.cache_info().misses, time.perf_counter() - t0)
+    return out
 
 
 def _leaves(tree):
@@ -100,9 +106,8 @@ def _fmt(s):
     return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
-def report(rows, loop):
+def report(rows, loops):
     import os
-    sizes, out = loop
     lines = ["# Named batch dim against the fixed-shape kernel", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"load {os.getloadavg()[0]:.2f} at the end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -111,9 +116,10 @@ def report(rows, loop):
     for label, fixed, named, busy in rows:
         lines.append(f"| {label} | {_fmt(fixed)} | {_fmt(named)} | {named / fixed:.2f}x | "
                      f"{busy:.2f} |")
-    lines += ["", f"Training loop, two epochs of batches {sizes[:9]}: "
-              + "; ".join(f"dynamic={mode!r}: {misses} compiles, {seconds:.2f} s"
-                          for mode, (misses, seconds) in out.items()), ""]
+    lines += ["", "| scenario | dynamic | compiles | seconds (compiling included) |", "|---|---|---|---|"]
+    for (scenario, mode), (misses, seconds) in loops.items():
+        lines.append(f"| {scenario} | {mode!r} | {misses} | {seconds:.2f} |")
+    lines.append("")
     return "\n".join(lines)
 
 

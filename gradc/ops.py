@@ -873,7 +873,7 @@ def matmul(a, b):
     b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
     if a2.shape[-1] != b2.shape[-2]:
         raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not fit: inner dimensions "
-                         f"{a2.shape[-1]} and {b2.shape[-2]} differ (at {user_location()})")
+                         f"{a2.shape[-1]!r} and {b2.shape[-2]!r} differ (at {user_location()})")
     batch = broadcast_shapes("matmul", a2.shape[:-2], b2.shape[:-2])
     a2 = broadcast_to(a2, batch + a2.shape[-2:])
     b2 = broadcast_to(b2, batch + b2.shape[-2:])

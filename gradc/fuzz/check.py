@@ -248,13 +248,15 @@ def _run_jitted(preps, combined):
 NAMED = "c, named sizes"
 
 
-def _named_specs(args, prefix):
+def _named_specs(args, prefix, leading_only=False):
     """Specs of args with every size of at least 2 named (equal sizes one name, as
-    gc.jit(dynamic=True) does), or None if there is none."""
+    gc.jit(dynamic=True) does), or only the leading axes' (a batch), or None if none is."""
     leaves, tree = tree_flatten(args)
     names = {}
-    specs = [gc.Spec(tuple(names.setdefault(d, f"{prefix}d{len(names)}") if d > 1 else d
-                           for d in np.shape(a)), np.asarray(a).dtype) for a in leaves]
+    specs = [gc.Spec(tuple(names.setdefault(d, f"{prefix}d{len(names)}")
+                           if d > 1 and (axis == 0 or not leading_only) else d
+                           for axis, d in enumerate(np.shape(a))), np.asarray(a).dtype)
+             for a in leaves]
     return tree_unflatten(tree, specs) if names else None
 
 
@@ -264,16 +266,18 @@ def _named_sizes(preps, call_args):
     sizes, ...): that is a refusal, not a failure. Each program is traced alone first (no cc)."""
     accepted = []
     for i, (p, args) in enumerate(zip(preps, call_args)):
-        specs = _named_specs(args, f"p{i}")
-        if specs is None:
-            continue
-        try:
-            gc.jit(p.each_dtype, backend="numpy").lower(*specs)
-        except (SymbolicShapeError, ShapeError):
-            continue
-        except Exception as e:     # noqa: BLE001
-            raise StageError(NAMED, e) from e
-        accepted.append((i, specs))
+        for leading_only in (False, True):
+            specs = _named_specs(args, f"p{i}", leading_only)
+            if specs is None:
+                continue
+            try:
+                gc.jit(p.each_dtype, backend="numpy").lower(*specs)
+            except (SymbolicShapeError, ShapeError):
+                continue
+            except Exception as e:     # noqa: BLE001
+                raise StageError(NAMED, e) from e
+            accepted.append((i, specs))
+            break
     if not accepted:
         return None
 
