@@ -40,6 +40,17 @@
 
 /* Threads for big loops: with -fopenmp -DGRADC_OPENMP a marked block runs on n threads, each over
  * its own range; otherwise it runs once, as thread 0 of 1, over the whole range. */
+
+/* The threads a loop of `work` points and `outer` outer iterations gets when its size is named
+ * (known at run time): the rule the schedule pass applies to fixed sizes (gradc/cbackend/loops.py,
+ * _threads_for), at most `most`; one below `min_work`, the break-even of two threads. */
+static inline int gradc_threads_for(int64_t work, int64_t outer, int64_t most, int64_t min_work)
+{
+    int64_t t = 2 * work / min_work;
+    t = t < most ? t : most;
+    t = t < outer ? t : outer;
+    return work < min_work || t < 2 ? 1 : (int)t;
+}
 #ifdef GRADC_OPENMP
 /* The two OpenMP calls, declared rather than parsing <omp.h> (compile time is a headline figure). */
 int omp_get_thread_num(void);
@@ -49,7 +60,7 @@ int omp_get_num_threads(void);
 static inline int64_t gradc_thread(void) { return omp_get_thread_num(); }
 static inline int64_t gradc_threads(void) { return omp_get_num_threads(); }
 #else
-#define GRADC_PARALLEL(n)
+#define GRADC_PARALLEL(n) (void)(n);
 #define GRADC_BARRIER
 static inline int64_t gradc_thread(void) { return 0; }
 static inline int64_t gradc_threads(void) { return 1; }

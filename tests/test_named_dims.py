@@ -308,3 +308,18 @@ def test_a_named_kernel_pickles_with_its_named_dims():
     for n in (1, 5):
         np.testing.assert_allclose(again(np.ones((n, 3))), np.full(n, 3.0))
     assert pickle.loads(pickle.dumps(gc.jit(_row_norms, dynamic=False))).dynamic is False
+
+
+def test_threads_for_a_named_size_follow_the_fixed_rule_at_run_time(monkeypatch):
+    """A big loop over a named size picks its threads when it runs, as a fixed kernel of that
+    size does at compile time: the same partial sums, so bitwise the same results."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", "4")
+    f = gc.value_and_grad(lambda x: gc.sum(gc.log(x) + gc.sqrt(gc.log(x))))
+    lowered = gc.jit(f).lower(gc.Spec(("n",), "float32"))
+    assert "GRADC_PARALLEL(gradc_threads_for(D_n, D_n, 4, 65536))" in lowered.c_source
+    named = lowered.compile()
+    for n in (1000, 70_000, 300_000):      # 1, 2 and 4 threads
+        x = np.random.default_rng(n).uniform(1.5, 3.0, n).astype(np.float32)
+        value, grad = named(x)
+        want_value, want_grad = gc.jit(f, dynamic=False)(x)
+        assert value == want_value and np.array_equal(grad, want_grad)

@@ -257,7 +257,12 @@ class Emitter:
             # thread order afterwards, so results do not depend on timing.
             for r in split:
                 self.out(f"{self._acc_type(r)} {self.local('part', r)}[{threads}] = {{0}};", indent)
-            self.out(f"GRADC_PARALLEL({threads})", indent)
+            if loop.named_threads:       # the same rule as for fixed sizes, at run time
+                outer = bounds[0]
+                self.out(f"GRADC_PARALLEL(gradc_threads_for({prod(domain)}, {outer}, {threads}, "
+                         f"{P.PARALLEL_MIN}))", indent)
+            else:
+                self.out(f"GRADC_PARALLEL({threads})", indent)
             self.out("{", indent)
             indent += 1
             self.out("const int64_t t = gradc_thread(), nt = gradc_threads();", indent)

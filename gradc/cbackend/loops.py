@@ -157,19 +157,23 @@ def schedule_loop(loop, plan):
     threads = _threads_for(loop, reductions, accum, flat, plan.threads)
     partials = frozenset(r.id for r in reductions if threads > 1 and accum[r.id] is None
                          and loop.vars[0] in reduced_vars(r, loop))
-    return dataclasses.replace(loop, flat=flat, accum=accum, threads=threads, partials=partials)
+    return dataclasses.replace(loop, flat=flat, accum=accum, threads=threads, partials=partials,
+                               named_threads=threads > 1 and isinstance(prod(domain), Dim))
 
 
 def _threads_for(loop, reductions, accum, flat, threads):
     """Threads for a loop: only big ones, and only if every reduction can be split by rows."""
-    # NOTE: a named size counts at the size being compiled for (symbolic.hint): the loop bounds
-    # are read at run time, each thread taking its share of them.
-    size = hint(prod(loop.domain))
-    if threads < 2 or size < P.PARALLEL_MIN or not loop.domain:
+    # NOTE: a loop over a named size may get up to all threads here; how many it uses is decided
+    # at run time by the same rule (Loop.named_threads, gradc_threads_for in the runtime).
+    size = prod(loop.domain)
+    named = isinstance(size, Dim)
+    if threads < 2 or not loop.domain or (not named and size < P.PARALLEL_MIN):
         return 1
-    outer = size if flat else hint(loop.domain[0])
-    # As many threads as the work pays for (PARALLEL_MIN is the break-even of two), not the cores.
-    threads = min(threads, outer, max(2, 2 * size // P.PARALLEL_MIN))
+    if not named:
+        # As many threads as the work pays for (PARALLEL_MIN is the break-even of two), not the
+        # cores.
+        outer = size if flat else loop.domain[0]
+        threads = min(threads, outer, max(2, 2 * size // P.PARALLEL_MIN))
     for r in reductions:
         if accum[r.id] == 0 and r.prim.c != "sum":
             return 1

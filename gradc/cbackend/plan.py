@@ -106,6 +106,7 @@ class Loop:
     members: list = field(default_factory=list)
     flat: bool = False
     threads: int = 1
+    named_threads: bool = False    # threads decided at run time from named sizes, at most `threads`
     accum: dict = field(default_factory=dict)
     partials: frozenset = frozenset()
 
