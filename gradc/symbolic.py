@@ -78,18 +78,10 @@ class Dim:
 
     def __floordiv__(self, other):
         """Exact division only (a reshape's -1, a split into equal parts)."""
-        q = divide(self, other)
-        if q is None:
-            raise SymbolicShapeError(f"{self!r} is not a multiple of {other} for every size of "
-                                     f"{', '.join(names(self))}")
-        return q
+        return _exact(self, other)
 
     def __rfloordiv__(self, other):
-        q = divide(other, self)
-        if q is None:
-            raise SymbolicShapeError(f"{other!r} // {self!r} depends on the size of "
-                                     f"{', '.join(names(self))}")
-        return q
+        return _exact(other, self)
 
     def __truediv__(self, other):
         raise SymbolicShapeError(f"{self!r} / {other!r}: a named size divides only exactly (//)")
@@ -173,6 +165,14 @@ class Dim:
                 v *= sizes[name] ** p
             total += v
         return total
+
+
+def _exact(a, b):
+    q = divide(a, b)
+    if q is None:
+        raise SymbolicShapeError(f"{a!r} // {b!r} is not exact for every size of "
+                                 f"{', '.join(names([a, b]))}")
+    return q
 
 
 def _lt(a, b):
