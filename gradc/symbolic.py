@@ -7,14 +7,11 @@ guessing: `int(n)`, `range(n)`, `n > 5`. Equality is structural and a named dim 
 different from every constant, 1 included (`n == 1` is False), as in JAX: broadcasting a named dim
 against 1 works, against another constant it is an error. Sizes are at least 1 at run time.
 
-Decisions that only change speed (threads, blocking) read `hint(d)`: d's value at the sizes the
-trace was made for (`hints(...)`), or 128 per dim where none were given.
+Choices that only change speed read `hint(d)`, d at 128 per named size; thread counts of loops
+over named sizes are chosen at run time (cbackend/loops.py).
 """
-import contextlib
-import contextvars
 import re
 
-_HINTS = contextvars.ContextVar("gradc_dim_hints", default={})
 DEFAULT_HINT = 128
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -390,18 +387,9 @@ def contains(value):
     return False
 
 
-@contextlib.contextmanager
-def hints(sizes):
-    token = _HINTS.set(dict(sizes))
-    try:
-        yield
-    finally:
-        _HINTS.reset(token)
-
-
 def hint(x):
-    """x's value at the sizes being compiled for (speed decisions only)."""
+    """x at DEFAULT_HINT per named size: for choices that only change speed (which dead block of
+    the workspace to try first, which operand of a product is read most)."""
     if not isinstance(x, Dim):
         return x
-    given = _HINTS.get()
-    return x.evaluate({n: given.get(n, DEFAULT_HINT) for n in names(x)})
+    return x.evaluate({n: DEFAULT_HINT for n in names(x)})
