@@ -7,7 +7,8 @@
  * and the Python side takes the general path (conversion, copies, clear errors).
  *
  * Named sizes (API.md section 10): a dimension -(k + 1) in a spec is named size k, taken from the
- * first argument that has it (at least 1; another argument must agree, else NotImplemented and the
+ * first argument that has it (at least min_size, 1 or 2: gc.jit's dynamic="auto" gives size 1 a
+ * kernel of its own; another argument must agree, else NotImplemented and the
  * Python side names the mismatch). The kernel gets the sizes after its outputs, and the workspace
  * is a polynomial in them: terms (coefficient, power of size 0, power of size 1, ...). */
 #define PY_SSIZE_T_CLEAN
@@ -38,7 +39,7 @@ typedef struct {
     void **const_ptrs;
     PyObject *keep;           /* the constant arrays and the library, kept alive */
     size_t work_bytes;        /* the workspace, or its capacity when it depends on named sizes */
-    Py_ssize_t n_sizes, n_terms;
+    Py_ssize_t n_sizes, n_terms, min_size;
     int64_t *terms;           /* n_terms x (1 + n_sizes): the workspace polynomial */
     void *work;               /* reused when free; a busy entry (another thread) mallocs its own */
     int work_busy;
@@ -76,16 +77,17 @@ static void Entry_dealloc(Entry *self) {
 }
 
 /* Entry(kernel_address, in_specs, out_specs, const_arrays, work_bytes, keep_alive
- *       [, n_sizes, work_terms]) */
+ *       [, n_sizes, work_terms, min_size]) */
 static int Entry_init(Entry *self, PyObject *args, PyObject *kwds) {
     unsigned long long address;
     PyObject *ins, *outs, *consts, *keep, *terms = NULL;
-    Py_ssize_t work_bytes, n_sizes = 0;
+    Py_ssize_t work_bytes, n_sizes = 0, min_size = 1;
     (void)kwds;
-    if (!PyArg_ParseTuple(args, "KO!O!O!nO|nO!", &address, &PyTuple_Type, &ins, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "KO!O!O!nO|nO!n", &address, &PyTuple_Type, &ins, &PyTuple_Type,
                           &outs, &PyTuple_Type, &consts, &work_bytes, &keep, &n_sizes,
-                          &PyTuple_Type, &terms))
+                          &PyTuple_Type, &terms, &min_size))
         return -1;
+    self->min_size = min_size < 1 ? 1 : min_size;
     if (n_sizes < 0 || n_sizes > MAX_SIZES) {
         PyErr_SetString(PyExc_ValueError, "at most 8 named sizes");
         return -1;
@@ -133,7 +135,8 @@ static int Entry_init(Entry *self, PyObject *args, PyObject *kwds) {
 /* The scalar value of a weakly typed Python argument, stored where the kernel reads it. */
 typedef union { double f; int64_t i; uint8_t b; } Scalar;
 
-static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr, int64_t *sizes) {
+static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr, int64_t *sizes,
+                  Py_ssize_t min_size) {
     switch (spec->kind) {
     case KIND_FLOAT:
         if (!PyFloat_CheckExact(arg)) return 0;
@@ -174,7 +177,7 @@ static int accept(const Spec *spec, PyObject *arg, Scalar *scalar, void **ptr, i
             }
             int64_t *size = &sizes[-spec->dims[d] - 1];       /* a named size */
             if (*size == 0) {
-                if (dims[d] < 1) return 0;
+                if (dims[d] < min_size) return 0;
                 *size = dims[d];
             } else if (*size != dims[d]) {
                 return 0;
@@ -199,7 +202,8 @@ static PyObject *Entry_call(Entry *self, PyObject *args) {
     PyObject *result = NULL;
     if (!ptrs || !scalars) { PyErr_NoMemory(); goto done; }
     for (Py_ssize_t i = 0; i < self->n_in; i++) {
-        if (!accept(&self->in[i], PyTuple_GET_ITEM(args, i), &scalars[i], &ptrs[i], sizes)) {
+        if (!accept(&self->in[i], PyTuple_GET_ITEM(args, i), &scalars[i], &ptrs[i], sizes,
+                    self->min_size)) {
             result = Py_NewRef(Py_NotImplemented);
             goto done;
         }

@@ -47,14 +47,18 @@ def all_named(key):
 
 def matches(symbolic_key, key):
     """Whether a call's key fits a symbolic entry's key: equal but where sizes are named (the
-    kernel checks that equal names get equal sizes)."""
+    kernel checks that equal names get equal sizes), and none of those is 0 or 1.
+
+    NOTE: a trace takes a named size to differ from 1 (squeeze keeps the axis, broadcasting
+    never stretches it): a call of size 1 gets a kernel of its own, so it computes what NumPy
+    would (torch.compile specialises 0 and 1 likewise)."""
     (s_tree, s_static, s_sigs), (tree, static, sigs) = symbolic_key, key
     if s_tree != tree or s_static != static or len(s_sigs) != len(sigs):
         return False
     for (s_shape, s_dtype, s_weak), (shape, dtype, weak) in zip(s_sigs, sigs):
         if (s_dtype, s_weak, len(s_shape)) != (dtype, weak, len(shape)):
             return False
-        if any(not isinstance(s, Dim) and s != n for s, n in zip(s_shape, shape)):
+        if any(s != n if not isinstance(s, Dim) else n < 2 for s, n in zip(s_shape, shape)):
             return False
     return True
 

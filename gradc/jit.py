@@ -465,9 +465,11 @@ class Jitted:
                     self._last_key and dynamic.generalize(self._last_key, key))
         if skey:
             try:
-                compiled = self._lower(args, leaves, tree, statics,
-                                       f"{why}; {dynamic.describe(skey, names)}: one kernel for "
-                                       "every size", sigs=list(skey[2])).compile()
+                lowered = self._lower(args, leaves, tree, statics,
+                                      f"{why}; {dynamic.describe(skey, names)}: one kernel for "
+                                      "every size", sigs=list(skey[2]))
+                lowered.min_named_size = 2     # size 1 gets its own kernel (dynamic.matches)
+                compiled = lowered.compile()
             except Exception as e:      # noqa: BLE001 - traced again per shape below
                 self._per_shape = f"{type(e).__name__}: {e}"
                 compile_log.per_shape(_name(self.fn), self._per_shape)

@@ -205,6 +205,17 @@ def test_dynamic_auto_compiles_at_most_twice_in_a_training_loop(caplog):
     assert "f32[d0,12]" in repr(step)
 
 
+def test_dynamic_auto_gives_size_1_a_kernel_of_its_own():
+    """np.squeeze drops an axis of size 1 only: a named size is never 1 while tracing, so a call
+    with 1 row must not take the named kernel."""
+    f = gc.jit(lambda x: gc.sum(np.squeeze(x) * 2, axis=-1))
+    for rows in (4, 6, 9):
+        np.testing.assert_allclose(f(np.ones((rows, 3))), np.full(rows, 6.0))
+    np.testing.assert_allclose(f(np.ones((1, 3))), 6.0)         # NumPy: squeeze gives (3,)
+    assert f(np.ones((1, 3))).shape == ()
+    assert f.cache_info().misses == 3
+
+
 def test_dynamic_false_and_true():
     f = gc.jit(lambda x: gc.sum(gc.exp(x)), dynamic=False)
     for n in (3, 4, 5):

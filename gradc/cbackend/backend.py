@@ -217,7 +217,8 @@ class CExecutable:
                  for n, w, d in zip(graph.inputs, weak, ins)]
         return _fastcall.Entry(int(_ffi.cast("uintptr_t", self.fn)), tuple(kinds),
                                tuple((d.num, s) for (_, d), s in zip(self.out_specs, outs)),
-                               tuple(self.const_arrays), 0, self.lib, len(self.dims), terms)
+                               tuple(self.const_arrays), 0, self.lib, len(self.dims), terms,
+                               getattr(lowered, "min_named_size", 1))
 
     def _stats(self, graph, facts, start, hit, seconds, path):
         return {"nodes": len(graph.nodes), "kernels": facts["kernels"],
