@@ -4,7 +4,7 @@ import contextlib
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, numpy_lists
 from .errors import (SUPPORTED_HINT, ConcretizationError, docs_link, library_caller,
                      made_by_library, user_location)
 from .ir import Node, Phase
@@ -28,6 +28,7 @@ class Trace:
         self.active = False
 
     def __enter__(self):
+        numpy_lists.enter()        # np.array([traced, ...]) and friends, while tracing
         _trace_stack.append(self)
         self.active = True
         return self
@@ -35,6 +36,7 @@ class Trace:
     def __exit__(self, *exc):
         _trace_stack.pop()
         self.active = False
+        numpy_lists.leave()
 
     def new_input(self, shape, dtype, weak=False, name=None):
         node = Node(PRIM.input, (), {"index": len(self.inputs)}, shape, dtype, loc="arg", name=name)

@@ -4,6 +4,7 @@ the array API's creation functions (zeros, ones, full, arange, linspace, eye, em
 import numpy as np
 
 from . import core, dtypes, ops
+from .numpy_lists import holds_gradc
 from .registry import export
 
 
@@ -11,7 +12,7 @@ from .registry import export
 def asarray(obj, dtype=None, copy=None, device=None):
     """obj as a gradc value: inside a transform a NumPy array (or a list holding traced values)
     becomes a traced value, so `y = gc.asarray(buf); y[i] = traced` works; outside: NumPy's."""
-    if isinstance(obj, (list, tuple)) and any(_holds_traced(o) for o in obj):
+    if isinstance(obj, (list, tuple)) and holds_gradc(obj):
         x = ops.stack([asarray(o) for o in obj])
     else:
         x = ops.asarray(obj)
@@ -23,12 +24,6 @@ def asarray(obj, dtype=None, copy=None, device=None):
         from .shapes import copy as copy_of
         x = copy_of(x)
     return x
-
-
-def _holds_traced(o):
-    if isinstance(o, (list, tuple)):
-        return any(_holds_traced(e) for e in o)
-    return isinstance(o, core.Tracer)
 
 
 @export(example='[[1.0], [2.0]]', like='array')

@@ -4,7 +4,7 @@ import contextlib
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, numpy_lists
 from ._types import ArrayLike
 from typing import Any
 from .core import compute
@@ -47,6 +47,8 @@ class Tensor(ArrayMethods):
         self.requires_grad = requires_grad
         self.grad = None
         self._creator = _creator      # (primitive, input values, params) or None for a leaf
+        if requires_grad:
+            numpy_lists.keep_installed()      # np.array([tensor, ...]) keeps the gradient
 
     shape = property(lambda self: self.value.shape)
     dtype = property(lambda self: self.value.dtype)

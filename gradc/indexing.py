@@ -65,10 +65,8 @@ def _update_masked(x, key, value, how):
 def setitem(target, key, value):
     """`target[key] = value` for a traced value: target now holds the updated array."""
     if isinstance(target, core.Tracer):
-        if target.node.prim.name == "input":
-            raise TypeError(f"item assignment into an argument of a transformed function at "
-                            f"{user_location()}: gradc never modifies its inputs; assign into a "
-                            "copy (x = x.copy(); x[i] = v) or use x = x.at[i].set(v)")
+        # An argument too (x[0] = v in fn): the trace keeps its own tracer of the input node,
+        # and the caller's array is never touched.
         new = update(target, key, value, "set")
         target.node, target.trace, target.weak = new.node, new.trace, False
         return

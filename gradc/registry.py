@@ -48,7 +48,7 @@ def numpy_object(path):
         obj = getattr(obj, part, None)
         if obj is None:
             return None
-    return obj
+    return getattr(obj, "_gradc_numpy", obj)     # NumPy's own under gradc's list wrappers
 
 
 def numpy_reduction(fn):

@@ -62,7 +62,10 @@ class _Traced:
         self.trace.__enter__()
         try:
             self.inputs = [self.trace.new_input(*abstract(leaf)) for leaf in self.leaves]
-            a, kw = tree_unflatten(self.in_tree, self.inputs)
+            # fn gets its own tracers of the input nodes: item assignment into an argument
+            # (x[0] = v) rebinds fn's tracer, never the inputs this trace differentiates.
+            a, kw = tree_unflatten(self.in_tree, [core.Tracer(i.node, i.trace, i.weak)
+                                                  for i in self.inputs])
             self.out = fn(*a, **kw)
         except BaseException:
             self.abort()     # an error in fn must not leave this trace open for later calls
