@@ -132,7 +132,9 @@ class Tracer(ArrayMethods):
                 f"it has one ({SUPPORTED_HINT}), or call the library outside gc.jit / gc.grad.")
         self._concrete("conversion to a NumPy array (np.array / np.asarray, or a library "
                        "function that calls them, which cannot be traced)", _BUFFER_HINT
-                       + " To build an array from a list of traced arrays use np.stack(list)."
+                       + " np.array(list) of traced arrays works through the numpy module (not a"
+                       " name bound before tracing, as `from numpy import array`: call np.array"
+                       " or gc.array there)."
                        + _dot_hint())
 
     def __len__(self):

@@ -66,6 +66,8 @@ class Tensor(ArrayMethods):
         return Tensor(self.value)
 
     def __array__(self, dtype=None, copy=None):
+        if self.requires_grad:
+            numpy_lists.grad_tensor_converted()     # np.array([tensor, ...]) keeps the graph
         return self.value if dtype is None else self.value.astype(dtype)
 
     def __repr__(self):

@@ -6,7 +6,8 @@ and a list hides its elements from the dispatch of np.sum and the rest. So, as a
 its own `np.array`, gradc replaces these attributes of the numpy module by thin wrappers while a
 trace is active (and for good from the first gc.Tensor that requires grad on, eager autodiff having
 no scope). A wrapper calls NumPy's own function unless its first argument is a list or tuple that
-holds a traced value or a gc.Tensor that requires grad; then gradc builds the array (one stack).
+holds a traced value or a gc.Tensor that requires grad (NumPy's own call tells: see _wrapper);
+then gradc builds the array (one stack node).
 Limit: a name bound before tracing (`from numpy import array`) is NumPy's own and not covered.
 """
 import functools
@@ -15,6 +16,7 @@ import threading
 import numpy as np
 
 from . import core
+from .errors import ConcretizationError
 
 # np.<name>(list, ...): the list is one array ...
 _WHOLE = ("array", "asarray", "asanyarray", "sum", "mean", "prod", "max", "min", "amax", "amin",
@@ -25,7 +27,9 @@ _EACH = ("stack", "vstack", "hstack", "column_stack", "concatenate")
 _lock = threading.Lock()
 _users = [0]            # active traces, all threads
 _for_good = [False]     # set by the first gc.Tensor that requires grad
-_installed = {}         # name -> (NumPy's function, its wrapper) while installed
+_wrappers = []          # (name, NumPy's function, its wrapper), made on first install
+_installed = []         # the entries of _wrappers now in the numpy module
+_grad_tensors_converted = [0]    # bumped by gc.Tensor.__array__ of a tensor that requires grad
 
 
 def enter():
@@ -53,21 +57,27 @@ def keep_installed():
                 _install()
 
 
+def grad_tensor_converted():
+    _grad_tensors_converted[0] += 1
+
+
 def _install():
-    from .methods import _tables
-    _tables()          # NumPy function -> gradc function, keyed by NumPy's own functions
-    for name in _WHOLE + _EACH:
-        original = getattr(np, name, None)
-        if original is None or hasattr(original, "_gradc_numpy"):
-            continue
-        wrapper = _wrapper(original, name)
-        _installed[name] = (original, wrapper)
-        setattr(np, name, wrapper)
+    if not _wrappers:
+        from .methods import _tables
+        table = _tables()[1]        # NumPy function -> gradc function, made before wrapping
+        for name in _WHOLE + _EACH:
+            original = getattr(np, name, None)
+            if original is not None:
+                _wrappers.append((name, original, _wrapper(original, name, table)))
+    for entry in _wrappers:
+        if getattr(np, entry[0]) is entry[1]:      # never wrap someone else's replacement
+            setattr(np, entry[0], entry[2])
+            _installed.append(entry)
 
 
 def _restore():
-    for name, (original, wrapper) in _installed.items():
-        if getattr(np, name, None) is wrapper:     # leave a later monkeypatch of others alone
+    for name, original, wrapper in _installed:
+        if getattr(np, name) is wrapper:
             setattr(np, name, original)
     _installed.clear()
 
@@ -75,40 +85,49 @@ def _restore():
 _SEQUENCES = (list, tuple)
 
 
-@functools.lru_cache(maxsize=None)
-def _wrapper(original, name):
+def _wrapper(original, name, table):
     each = name in _EACH
+    Tracer = core.Tracer
 
     @functools.wraps(original)
     def wrapper(obj, *args, **kwargs):
-        if type(obj) not in _SEQUENCES or not holds_gradc(obj):
+        if type(obj) not in _SEQUENCES:
             return original(obj, *args, **kwargs)
-        return _gradc_call(original, name, each, obj, args, kwargs)
+        # NumPy first: a list without gradc values costs one comparison more. NumPy signals the
+        # others: an n-d traced value refuses conversion, 0-d ones become object arrays (or a
+        # traced result), and a gc.Tensor that requires grad counts its conversion.
+        seen = _grad_tensors_converted[0]
+        try:
+            out = original(obj, *args, **kwargs)
+        except ConcretizationError:
+            if not holds_gradc(obj):
+                raise
+        else:
+            if seen == _grad_tensors_converted[0] and type(out) is not Tracer and not (
+                    type(out) is np.ndarray and out.dtype == object) or not holds_gradc(obj):
+                return out
+        return _gradc_call(table.get(original), name, each, obj, args, kwargs)
 
     wrapper._gradc_numpy = original
     return wrapper
 
 
-def _gradc_call(original, name, each, obj, args, kwargs):
+def _gradc_call(fn, name, each, obj, args, kwargs):
     from . import creation
-    from .methods import _tables
     if name == "array":
         dtype = args[0] if args else kwargs.get("dtype")
         return creation.array(obj, dtype, ndmin=kwargs.get("ndmin", 0))
     if name in ("asarray", "asanyarray"):
         return creation.asarray(obj, args[0] if args else kwargs.get("dtype"))
-    value = [creation.asarray(o) for o in obj] if each else creation.asarray(obj)
-    return _tables()[1][original](value, *args, **kwargs)
+    return fn([creation.asarray(o) for o in obj] if each else creation.asarray(obj),
+              *args, **kwargs)
 
 
 def holds_gradc(obj):
-    """Whether the (nested) list or tuple obj holds a traced value or a gc.Tensor requiring grad.
-    NOTE: one C-speed pass over the element types first, so lists of numbers cost little."""
-    from .eager import Tensor
-    kinds = set(map(type, obj))
-    if core.Tracer in kinds:
-        return True
-    if Tensor in kinds and any(type(e) is Tensor and e.requires_grad for e in obj):
-        return True
-    return any(type(e) in _SEQUENCES and holds_gradc(e) for e in obj) \
-        if not kinds.isdisjoint(_SEQUENCES) else False
+    """Whether the (nested) list or tuple obj holds a traced value or a gc.Tensor requiring grad."""
+    for e in obj:
+        kind = type(e)
+        if kind is core.Tracer or (kind in _SEQUENCES and holds_gradc(e)) or (
+                kind.__name__ == "Tensor" and getattr(e, "requires_grad", False)):
+            return True
+    return False
