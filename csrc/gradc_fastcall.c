@@ -265,8 +265,8 @@ static PyObject *Entry_call(Entry *self, PyObject *args) {
         if (code == 1)
             PyErr_SetString(PyExc_IndexError, "index out of range in a gather or label lookup (the "
                             "C kernel checked it): labels must lie in [0, number of classes)");
-        else
-            PyErr_Format(PyExc_RuntimeError, "gradc kernel failed with error code %d", code);
+        else    /* the general path runs the (pure) kernel again and names the op that failed */
+            result = Py_NewRef(Py_NotImplemented);
     }
 done:
     if (ptrs && ptrs != small_ptrs) PyMem_Free(ptrs);
@@ -305,6 +305,11 @@ PyMODINIT_FUNC PyInit__fastcall(void) {
     PyObject *m = PyModule_Create(&fastcall_module);
     if (!m) return NULL;
     Py_INCREF(&EntryType);
+    /* 1: kernel error codes other than GRADC_ERR_INDEX return NotImplemented (see Entry_call) */
+    if (PyModule_AddIntConstant(m, "ERRORS_TO_PYTHON", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddObject(m, "Entry", (PyObject *)&EntryType) < 0) {
         Py_DECREF(&EntryType);
         Py_DECREF(m);

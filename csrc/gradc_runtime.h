@@ -120,6 +120,8 @@ static inline double gradc_random_uniform(uint32_t k0, uint32_t k1, int64_t i) {
 #define GRADC_ERR_INDEX 1      /* an index or label out of range */
 #define GRADC_ERR_ALLOC 2      /* the self-allocating entry could not allocate its workspace */
 #define GRADC_ERR_SIZE 3       /* a named size below 1 (an AOT export's size argument) */
+#define GRADC_ERR_SINGULAR 4   /* linalg.inv / linalg.solve: a matrix is singular */
+#define GRADC_ERR_NOT_PD 5     /* linalg.cholesky: a matrix is not positive definite */
 
 /* NaN-propagating max/min, as numpy.maximum / numpy.minimum. */
 static inline float gradc_maxf(float a, float b) { return (a > b || a != a) ? a : b; }
@@ -157,11 +159,13 @@ static inline int64_t gradc_index(int64_t i, int64_t dim, int wrap) {
 
 /* Small dense linear algebra for the linalg primitives (inv, solve, det, cholesky), per matrix of
  * a batch, in C so small matrices pay no call into Python or LAPACK's argument checks. Gauss-Jordan
- * elimination with partial pivoting; a singular matrix gives inf/NaN (NumPy raises LinAlgError).
+ * elimination with partial pivoting; an exactly zero pivot (LAPACK getrf's info > 0) returns
+ * GRADC_ERR_SINGULAR and a non-positive one in Cholesky (potrf's) GRADC_ERR_NOT_PD, where NumPy
+ * raises LinAlgError.
  * Scratch memory comes from malloc (kernels stay reentrant). */
 #define GRADC_LINALG(T, S, ABS, LOG) \
 /* Reduces w (n x n) to the identity by row operations, applied to rhs (n x m) too: rhs = w^-1 rhs. */ \
-static inline void gradc_gauss_jordan_##S(T *w, T *rhs, int64_t n, int64_t m) { \
+static inline int gradc_gauss_jordan_##S(T *w, T *rhs, int64_t n, int64_t m) { \
     for (int64_t k = 0; k < n; k++) { \
         int64_t p = k; \
         for (int64_t i = k + 1; i < n; i++) if (ABS(w[i * n + k]) > ABS(w[p * n + k])) p = i; \
@@ -169,6 +173,7 @@ static inline void gradc_gauss_jordan_##S(T *w, T *rhs, int64_t n, int64_t m) { 
             for (int64_t j = 0; j < n; j++) { T t = w[k * n + j]; w[k * n + j] = w[p * n + j]; w[p * n + j] = t; } \
             for (int64_t j = 0; j < m; j++) { T t = rhs[k * m + j]; rhs[k * m + j] = rhs[p * m + j]; rhs[p * m + j] = t; } \
         } \
+        if (w[k * n + k] == 0) return GRADC_ERR_SINGULAR; \
         T inv = (T)1 / w[k * n + k]; \
         for (int64_t j = 0; j < n; j++) w[k * n + j] *= inv; \
         for (int64_t j = 0; j < m; j++) rhs[k * m + j] *= inv; \
@@ -179,6 +184,7 @@ static inline void gradc_gauss_jordan_##S(T *w, T *rhs, int64_t n, int64_t m) { 
             for (int64_t j = 0; j < m; j++) rhs[i * m + j] -= f * rhs[k * m + j]; \
         } \
     } \
+    return GRADC_OK; \
 } \
 /* out = a^-1 for each of `batch` n x n matrices. */ \
 static inline int gradc_inv_##S(T *out, const T *a, int64_t batch, int64_t n) { \
@@ -188,7 +194,8 @@ static inline int gradc_inv_##S(T *out, const T *a, int64_t batch, int64_t n) { 
         T *o = out + b * n * n; \
         memcpy(w, a + b * n * n, (size_t)(n * n) * sizeof(T)); \
         for (int64_t i = 0; i < n * n; i++) o[i] = (i % (n + 1) == 0) ? (T)1 : (T)0; \
-        gradc_gauss_jordan_##S(w, o, n, n); \
+        int rc = gradc_gauss_jordan_##S(w, o, n, n); \
+        if (rc) { free(w); return rc; } \
     } \
     free(w); \
     return GRADC_OK; \
@@ -201,7 +208,8 @@ static inline int gradc_solve_##S(T *out, const T *a, const T *rhs, int64_t batc
     for (int64_t b = 0; b < batch; b++) { \
         memcpy(w, a + b * n * n, (size_t)(n * n) * sizeof(T)); \
         memcpy(out + b * n * m, rhs + b * n * m, (size_t)(n * m) * sizeof(T)); \
-        gradc_gauss_jordan_##S(w, out + b * n * m, n, m); \
+        int rc = gradc_gauss_jordan_##S(w, out + b * n * m, n, m); \
+        if (rc) { free(w); return rc; } \
     } \
     free(w); \
     return GRADC_OK; \
@@ -235,7 +243,7 @@ static inline int gradc_det_##S(T *out, const T *a, int64_t batch, int64_t n, in
     free(w); \
     return GRADC_OK; \
 } \
-/* The lower Cholesky factor of each symmetric positive definite n x n matrix (NaN if not). */ \
+/* The lower Cholesky factor of each symmetric positive definite n x n matrix. */ \
 static inline int gradc_cholesky_##S(T *out, const T *a, int64_t batch, int64_t n) { \
     for (int64_t b = 0; b < batch; b++) { \
         const T *x = a + b * n * n; \
@@ -244,6 +252,7 @@ static inline int gradc_cholesky_##S(T *out, const T *a, int64_t batch, int64_t 
             for (int64_t j = 0; j <= i; j++) { \
                 T s = x[i * n + j]; \
                 for (int64_t k = 0; k < j; k++) s -= l[i * n + k] * l[j * n + k]; \
+                if (i == j && !(s > 0)) return GRADC_ERR_NOT_PD;    /* NaN too, as potrf */ \
                 l[i * n + j] = i == j ? GRADC_SQRT_##S(s) : s / l[j * n + j]; \
             } \
             for (int64_t j = i + 1; j < n; j++) l[i * n + j] = 0; \

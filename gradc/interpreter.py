@@ -38,19 +38,23 @@ def _run(graph, inputs, sizes):
     last = last_uses(graph)
     for node, value in zip(graph.inputs, inputs):
         env[node.id] = value
-    for i, node in enumerate(graph.nodes):
-        if node.prim.name == "input":
-            continue
-        if node.prim.name == "const":
-            env[node.id] = node.params["value"]
-            continue
-        args = [env[inp.id] for inp in node.inputs]
-        params = node.params if sizes is None else symbolic.substitute(node.params, sizes)
-        out = np.asarray(node.prim.impl(*args, **params))
-        env[node.id] = out if out.dtype == node.dtype else out.astype(node.dtype)
-        for inp in node.inputs:   # free values nobody needs any more
-            if last.get(inp.id) == i:
-                env.pop(inp.id, None)
+    try:
+        for i, node in enumerate(graph.nodes):
+            if node.prim.name == "input":
+                continue
+            if node.prim.name == "const":
+                env[node.id] = node.params["value"]
+                continue
+            args = [env[inp.id] for inp in node.inputs]
+            params = node.params if sizes is None else symbolic.substitute(node.params, sizes)
+            out = np.asarray(node.prim.impl(*args, **params))
+            env[node.id] = out if out.dtype == node.dtype else out.astype(node.dtype)
+            for inp in node.inputs:   # free values nobody needs any more
+                if last.get(inp.id) == i:
+                    env.pop(inp.id, None)
+    except np.linalg.LinAlgError as e:      # name the op and the user's line, as the C backend
+        from .linalg import failed
+        raise failed([node], str(e)) from None
     # Fresh, contiguous outputs: never an input, a constant or a view of one.
     return [np.array(env[out.id], copy=True, order="C") for out in graph.outputs]
 

@@ -1,5 +1,9 @@
 """gc.linalg: inverse, solve, determinants and the Cholesky factor of square matrices (batched as
 NumPy), on the linalg primitives; np.linalg.<name>(traced) dispatches here."""
+import re
+
+import numpy as np
+
 from . import ops
 from . import primitives as P
 from .errors import ShapeError, user_location
@@ -51,3 +55,27 @@ def cholesky(a, upper=False):
     """The lower Cholesky factor L (a = L L^T) of symmetric positive definite matrices."""
     out = ops.bind(P.cholesky, _square(a, "cholesky"))
     return ops.swap_last(out) if upper else out
+
+
+# The C kernels' linalg error codes (GRADC_ERR_<name> in csrc/gradc_runtime.h): what went wrong,
+# and in which primitives.
+_KERNEL_ERRORS = {"SINGULAR": ("Singular matrix", ("inv", "solve")),
+                  "NOT_PD": ("Matrix is not positive definite", ("cholesky",))}
+
+
+def failed(nodes, detail):
+    """NumPy's LinAlgError naming the op(s) and the user's line(s) where it happened."""
+    sites = sorted({f"np.linalg.{n.prim.name} at {n.loc}" for n in nodes}) or ["np.linalg"]
+    return np.linalg.LinAlgError(f"{' or '.join(sites)}: {detail} (NumPy raises LinAlgError "
+                                 "for this input too)")
+
+
+def kernel_error(code, graph):
+    """The LinAlgError for a C kernel's linalg error code (None for other codes)."""
+    from .cbackend.build import CSRC
+    names = {int(value): name for name, value in re.findall(
+        r"#define GRADC_ERR_(\w+)\s+(\d+)", (CSRC / "gradc_runtime.h").read_text())}
+    if names.get(code) not in _KERNEL_ERRORS:
+        return None
+    detail, prims = _KERNEL_ERRORS[names[code]]
+    return failed([n for n in graph.nodes if n.prim.name in prims], detail)

@@ -64,6 +64,11 @@ def masked(x, mask, rows):
 @mod.export("f32[4]")
 def norm2(v):
     return gc.sum(v * v)
+
+
+@mod.export("f64[2,2]", "f64[2,2]")
+def factors(a, c):
+    return np.linalg.inv(a), np.linalg.cholesky(c)
 '''
 
 
@@ -80,6 +85,7 @@ def _inputs(rng):
         "masked": (rng.standard_normal((3, 4)).astype(f32), rng.random((3, 4)) > 0.5,
                    np.array([2, -1], np.int32)),
         "norm2": (np.arange(4, dtype=f32),),
+        "factors": (np.array([[2.0, 1.0], [1.0, 3.0]]), np.array([[4.0, 1.0], [1.0, 2.0]])),
     }
 
 
@@ -155,6 +161,8 @@ def test_header_is_documented_and_guarded(kernels):
             in header)
     for text in ("#ifndef AOT_TEST_KERNELS_H", 'extern "C" {', "link with: -lm",
                  "#define AOT_TEST_KERNELS_ERR_INDEX 1", "#define AOT_TEST_KERNELS_ERR_ALLOC 2",
+                 "#define AOT_TEST_KERNELS_ERR_SINGULAR 4", "#define AOT_TEST_KERNELS_ERR_NOT_PD 5",
+                 "AOT_TEST_KERNELS_ERR_SINGULAR for a singular matrix",
                  "int aot_test_kernels_loss_and_grads(const float *W, const float *b, "
                  "const float *X, const int64_t *y,",
                  "int aot_test_kernels_masked(const float *x, const uint8_t *mask, "
@@ -267,6 +275,17 @@ def test_out_of_range_label_is_index_error(built, expected):
         module.loss_and_grads(W, b, X, np.array([0, 1, 4, 0, 0]))
     with pytest.raises(IndexError):
         module.masked(*expected[0]["masked"][:2], np.array([0, 3], np.int32))
+
+
+def test_singular_matrix_is_linalg_error(built, expected):
+    """A singular / not positive definite matrix: the error code the header names, and NumPy's
+    LinAlgError from the wrapper."""
+    _, module = built
+    a, c = expected[0]["factors"]
+    with pytest.raises(np.linalg.LinAlgError, match="factors: a matrix is singular.*ERR_SINGULAR"):
+        module.factors(np.array([[1.0, 2.0], [2.0, 4.0]]), c)
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite.*ERR_NOT_PD"):
+        module.factors(a, np.array([[1.0, 2.0], [2.0, 1.0]]))
 
 
 def test_extension_runs_without_gradc_or_compiler(built, expected, tmp_path):

@@ -152,7 +152,10 @@ class Module:
         if export.sizes():
             lines.append(f" * {self.macro}_ERR_SIZE for a size below 1 (_work_bytes() takes the same "
                          "sizes),")
-        lines += [f" * {self.macro}_ERR_ALLOC if malloc fails. _work() takes a caller workspace of "
+        lines += [f" * {self.macro}_ERR_SINGULAR for a singular matrix in linalg.inv / "
+                  f"linalg.solve, {self.macro}_ERR_NOT_PD",
+                  " * for one that is not positive definite in linalg.cholesky,",
+                  f" * {self.macro}_ERR_ALLOC if malloc fails. _work() takes a caller workspace of "
                   "_work_bytes() bytes",
                   " * (aligned as malloc's) instead. Arrays are dense, C order. Reentrant. */"]
         return "\n".join(lines)

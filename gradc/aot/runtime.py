@@ -97,6 +97,13 @@ class _Kernel:
         self.err_index = getattr(lib, macro + "_ERR_INDEX")
         self.err_alloc = getattr(lib, macro + "_ERR_ALLOC")
         self.err_size = getattr(lib, macro + "_ERR_SIZE", None)
+        self.symbol = symbol
+        self.linalg_errors = {    # (a build from before these codes has neither)
+            getattr(lib, macro + "_ERR_SINGULAR", -1): ("a matrix is singular (in linalg.inv or "
+                                                        "linalg.solve)", "_ERR_SINGULAR"),
+            getattr(lib, macro + "_ERR_NOT_PD", -1): ("a matrix is not positive definite (in "
+                                                      "linalg.cholesky)", "_ERR_NOT_PD")}
+        self.macro = macro
         self.local = threading.local()
         if getattr(lib, symbol + "_n_in")() != len(inputs):
             raise ImportError(f"{symbol}: the compiled extension does not match this wrapper; "
@@ -140,6 +147,10 @@ class _Kernel:
             raise ValueError(f"a named size below 1: {dict(zip(self.sizes, dims))}")
         if code == self.err_alloc:
             raise MemoryError("the gradc kernel could not allocate its workspace")
+        if code in self.linalg_errors:
+            what, suffix = self.linalg_errors[code]
+            raise np.linalg.LinAlgError(f"{self.symbol}: {what}; the C function returned "
+                                        f"{self.macro}{suffix} (NumPy raises LinAlgError too)")
         if code:
             raise RuntimeError(f"gradc kernel failed with error code {code}")
         return _unflatten(self.out_tree, iter(outs))

@@ -163,6 +163,7 @@ class CExecutable:
                      "workspace_bytes": symbolic.to_json(code.workspace_bytes)}
             build.write_index(graph_key, facts)
         self.fn = getattr(self.lib, KERNEL)
+        self.graph = graph           # names the op of a linalg error code
         self.out_specs = [(n.shape, n.dtype) for n in graph.outputs]
         self.const_arrays = [np.ascontiguousarray(n.params["value"])
                              for n in passed_consts(graph)]
@@ -179,7 +180,10 @@ class CExecutable:
             return
         big_outputs = any(prod(s) * d.itemsize >= OutputPool.MIN_BYTES
                           for s, d in self.out_specs)
-        if _fastcall is not None and not big_outputs:     # big outputs come from the pool
+        # NOTE: an extension built before the linalg error codes reports them as RuntimeError.
+        stale = not getattr(_fastcall, "ERRORS_TO_PYTHON", 0) and any(
+            n.prim.name in ("inv", "solve", "cholesky") for n in graph.nodes)
+        if _fastcall is not None and not big_outputs and not stale:   # big outputs: the pool
             weak = getattr(lowered, "in_weak", [False] * len(graph.inputs))
             kinds = [(_KINDS[n.dtype.kind] if w else 0, n.dtype.num, n.shape)
                      for n, w in zip(graph.inputs, weak)]
@@ -255,7 +259,7 @@ class CExecutable:
         argv = _new("void *[]", ptrs + self.const_ptrs + [_from_buffer(o) for o in outs])
         code = self.fn(argv, self._workspace())
         if code:
-            raise_error(code)
+            raise_error(code, self.graph)
         return outs
 
 
@@ -311,10 +315,14 @@ class PoisonedCExecutable(CExecutable):
         return outs
 
 
-def raise_error(code):
+def raise_error(code, graph=None):
     if code == 1:
         raise IndexError("index out of range in a gather or label lookup (the C kernel checked "
                          "it): labels must lie in [0, number of classes)")
+    from ..linalg import kernel_error
+    error = kernel_error(code, graph) if graph is not None else None
+    if error is not None:
+        raise error
     raise RuntimeError(f"gradc kernel failed with error code {code}")
 
 
