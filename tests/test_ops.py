@@ -170,7 +170,8 @@ class Op:
     gen: Callable           # rng -> tuple of arguments (float args in float64)
     diff: tuple = (0,)      # differentiable argnums
     check_dtype: bool = True
-    on_tensor: bool = True  # False: NumPy converts gc.Tensor values first (np.array of a list)
+    on_tensor: bool = True  # False: np.array of a list converts gc.Tensor values that do not
+    #                         require grad to NumPy arrays (those that do stay tensors)
 
     def __repr__(self):
         return self.name
@@ -844,6 +845,21 @@ OPS = [
        on_tensor=False),
     op("np_stack_list_of_rows", lambda x: np.stack([x[i] * i for i in range(M)]),
        lambda x: np.stack([x[i] * i for i in range(M)]), lambda r: (normal(r, M, K),)),
+    # lists of traced arrays (gradc/numpy_lists.py: np.array and friends while tracing)
+    op("np_array_of_arrays", lambda x: np.array([x[0], x[1] * x[2]]) ** 2,
+       lambda x: np.array([x[0], x[1] * x[2]]) ** 2, lambda r: (normal(r, M, K),),
+       on_tensor=False),
+    op("np_asarray_nested_lists", lambda x: np.asarray([[x[0], 2.0 * x[1]], [x[2], x[0] * x[1]]]),
+       lambda x: np.asarray([[x[0], 2.0 * x[1]], [x[2], x[0] * x[1]]]),
+       lambda r: (normal(r, M, K),), on_tensor=False),
+    op("np_mean_of_list", lambda x: np.mean([x, x * x]), lambda x: np.mean([x, x * x]),
+       lambda r: (normal(r, M, K),), on_tensor=False),
+    op("np_sum_of_list_axis0", lambda x, y: np.sum([x, np.sin(x) * y], axis=0),
+       lambda x, y: np.sum([x, np.sin(x) * y], axis=0),
+       lambda r: (normal(r, M, K), normal(r, M, K)), (0, 1), on_tensor=False),
+    op("np_stack_nested_lists", lambda x: np.stack([[x[0], x[1]], [x[1] * 3.0, x[2]]], axis=1),
+       lambda x: np.stack([[x[0], x[1]], [x[1] * 3.0, x[2]]], axis=1),
+       lambda r: (normal(r, M, K),), on_tensor=False),
     op("setitem_int", lambda x, v: set_and_return(x, 1, v), lambda x, v: np_set(x, 1, v),
        lambda r: (normal(r, M, K), normal(r, K)), (0, 1)),
     op("setitem_slice_iadd", lambda x, v: iadd_and_return(x, (slice(None), slice(1, 3)), v),
@@ -1075,7 +1091,8 @@ def test_value_jit(o, dtype, backend):
 @pytest.mark.parametrize("o", OPS, ids=repr)
 def test_value_tensor(o, dtype):
     if not o.on_tensor:
-        pytest.skip("np.array of a list of gc.Tensor values converts them, as of torch tensors")
+        pytest.skip("np.array of a list of gc.Tensor values that do not require grad converts "
+                    "them, as of torch tensors (test_tensor_backward_equals_grad runs the op)")
     args = make_args(o, dtype)
     wrap_all = not any(is_float(a) for a in args)
     targs = [gc.tensor(a) if (is_float(a) or wrap_all) else a for a in args]
@@ -1181,8 +1198,6 @@ def test_grad_jit_equals_eager(o, dtype, backend):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("o", DIFF_OPS, ids=repr)
 def test_tensor_backward_equals_grad(o, dtype):
-    if not o.on_tensor:
-        pytest.skip("np.array of a list of gc.Tensor values converts them, as of torch tensors")
     args = make_args(o, dtype)
     loss = weighted_loss(o, dtype)
     want = gc.grad(loss, argnums=o.diff)(*args)
