@@ -1063,6 +1063,20 @@ def weighted_loss(o, dtype):
     return loss
 
 
+_SHARED_JITS = {}
+
+
+def jitted_value_and_grad(o, dtype, backend):
+    """gc.jit of (o.fn, gc.grad of its weighted loss) for one row, dtype and backend, made once:
+    test_value_jit checks its first output, test_grad_jit_equals_eager its second (one C compile
+    per row and dtype where there were two: compiling is most of this file's time)."""
+    key = (o.name, np.dtype(dtype).str, backend)
+    if key not in _SHARED_JITS:
+        grad = gc.grad(weighted_loss(o, dtype), argnums=o.diff)
+        _SHARED_JITS[key] = gc.jit(lambda *a: (o.fn(*a), grad(*a)), backend=backend)
+    return _SHARED_JITS[key]
+
+
 def as_tuple(x):
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
@@ -1082,7 +1096,10 @@ def test_value_eager(o, dtype):
 @pytest.mark.parametrize("o", OPS, ids=repr)
 def test_value_jit(o, dtype, backend):
     args = make_args(o, dtype)
-    got = gc.jit(o.fn, backend=backend)(*args)
+    if o.diff:      # the compiled function test_grad_jit_equals_eager checks the gradients of
+        got = jitted_value_and_grad(o, dtype, backend)(*args)[0]
+    else:
+        got = gc.jit(o.fn, backend=backend)(*args)
     assert isinstance(got, np.ndarray), f"jit result is {type(got)}, not an ndarray"
     check_value(o, got, args, dtype, f"{o.name} jit[{backend}]")
 
@@ -1184,7 +1201,7 @@ def test_grad_jit_equals_eager(o, dtype, backend):
     args = make_args(o, dtype)
     loss = weighted_loss(o, dtype)
     outside = gc.grad(loss, argnums=o.diff)(*args)
-    inside = gc.jit(gc.grad(loss, argnums=o.diff), backend=backend)(*args)
+    inside = jitted_value_and_grad(o, dtype, backend)(*args)[1]
     assert isinstance(inside, tuple) and len(inside) == len(o.diff)
     assert isinstance(outside, tuple) and len(outside) == len(o.diff)
     for i, gi, go in zip(o.diff, inside, outside):
