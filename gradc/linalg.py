@@ -7,6 +7,7 @@ import numpy as np
 from . import ops
 from . import primitives as P
 from .errors import ShapeError, user_location
+from .ir import describe_phase
 from .registry import export
 from .reductions import norm  # noqa: F401 -- gc.linalg.norm
 
@@ -65,9 +66,12 @@ _KERNEL_ERRORS = {"SINGULAR": ("Singular matrix", ("inv", "solve")),
 
 def failed(nodes, detail):
     """NumPy's LinAlgError naming the op(s) and the user's line(s) where it happened."""
-    sites = sorted({f"np.linalg.{n.prim.name} at {n.loc}" for n in nodes}) or ["np.linalg"]
-    return np.linalg.LinAlgError(f"{' or '.join(sites)}: {detail} (NumPy raises LinAlgError "
-                                 "for this input too)")
+    sites = sorted({f"np.linalg.{n.prim.name} at {n.loc}" + (
+        f" (in {describe_phase(n.phase)})" if getattr(n.phase, "rule", None) else "")
+        for n in nodes}) or ["np.linalg"]
+    derived = any(getattr(n.phase, "rule", None) for n in nodes)
+    return np.linalg.LinAlgError(f"{' or '.join(sites)}: {detail}" + (
+        "" if derived else " (NumPy raises LinAlgError for this input too)"))
 
 
 def kernel_error(code, graph):

@@ -42,14 +42,15 @@ def test_bad_matrix_raises_linalg_error(fn, bad, name, detail, dtype, batched, b
     a = (np.stack([good, bad, good]) if batched else bad).astype(dtype)
     with pytest.raises(np.linalg.LinAlgError):
         fn(a)                                                 # NumPy itself
-    where = f"np.linalg.{name} at test_linalg_errors.py:{_line(name)}: .*{detail}"
+    where = f"np.linalg.{name} at test_linalg_errors.py:{_line(name)}: {detail}"
     jitted = gc.jit(fn, backend=backend)
     for _ in range(2):          # the second call takes the native fast path where there is one
         with pytest.raises(np.linalg.LinAlgError, match=where):
             jitted(a)
     ok = (np.stack([good] * 3) if batched else good).astype(dtype)
     np.testing.assert_allclose(jitted(ok), fn(ok), rtol=1e-5)    # the same kernel still works
-    with pytest.raises(np.linalg.LinAlgError, match=where):
+    # The gradient's own solve may fail first: the op and the line are named all the same.
+    with pytest.raises(np.linalg.LinAlgError, match=where.replace(": ", ".*")):
         gc.jit(gc.grad(lambda a: np.sum(fn(a))), backend=backend)(a)
 
 
