@@ -24,8 +24,9 @@ def f_cholesky(a):
     return np.linalg.cholesky(a)                              # LINE cholesky
 
 
-CASES = [(f_inv, SINGULAR, "inv", "Singular matrix"), (f_solve, SINGULAR, "solve", "Singular matrix"),
-         (f_cholesky, NOT_PD, "cholesky", "not positive definite")]
+CASES = [(f_inv, SINGULAR, "inv", "Singular matrix"),
+         (f_solve, SINGULAR, "solve", "Singular matrix"),
+         (f_cholesky, NOT_PD, "cholesky", "Matrix is not positive definite")]
 
 
 def _line(tag):
