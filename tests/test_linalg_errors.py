@@ -55,6 +55,14 @@ def test_bad_matrix_raises_linalg_error(fn, bad, name, detail, dtype, batched, b
         gc.jit(gc.grad(lambda a: np.sum(fn(a))), backend=backend)(a)
 
 
+def test_named_batch_size_raises_linalg_error(backend, isolated_cache):
+    """A kernel with a named batch size (dynamic=True) names the op too."""
+    jitted = gc.jit(f_inv, backend=backend, dynamic=True)
+    jitted(np.stack([np.eye(2)] * 3))
+    with pytest.raises(np.linalg.LinAlgError, match=f"np.linalg.inv at .*:{_line('inv')}: "):
+        jitted(np.stack([np.eye(2), SINGULAR, np.eye(2), np.eye(2)]))
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 def test_det_and_slogdet_of_singular_matrix_as_numpy(dtype, backend, isolated_cache):
     a = np.stack([SINGULAR, np.zeros((2, 2)), np.eye(2)]).astype(dtype)

@@ -253,7 +253,7 @@ class CExecutable:
                         + [_from_buffer(dims)])
             code = self.fn(argv, self._workspace(symbolic.evaluate(self.workspace_bytes, sizes)))
             if code:
-                raise_error(code)
+                raise_error(code, self.graph)
             return outs
         outs = [self._empty(shape, dtype) for shape, dtype in self.out_specs]
         argv = _new("void *[]", ptrs + self.const_ptrs + [_from_buffer(o) for o in outs])
