@@ -30,7 +30,7 @@ def inv(a):
 def solve(a, b):
     """x with a @ x = b; b is a vector (..., n) or matrices (..., n, m), as numpy.linalg.solve."""
     a, b = ops._promote(_square(a, "solve"), ops._float(b))
-    vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and b.shape == a.shape[:-1] and b.ndim != 2)
+    vector = b.ndim == 1          # NumPy 2: b is (M,) or (..., M, K), never a batch of vectors
     rhs = ops.reshape(b, b.shape + (1,)) if vector else b
     batch = ops.broadcast_shapes("solve", a.shape[:-2], rhs.shape[:-2])
     a = ops.broadcast_to(a, batch + a.shape[-2:])

@@ -72,3 +72,15 @@ def test_det_and_slogdet_of_singular_matrix_as_numpy(dtype, backend, isolated_ca
     np.testing.assert_array_equal(det, np.linalg.det(a))
     np.testing.assert_array_equal(sign, want_sign)
     np.testing.assert_array_equal(logabs, want_logabs)
+
+
+def test_solve_takes_b_as_numpy_2_does():
+    """b is a vector only when it is 1-D: a (3, 2) b against (3, 2, 2) matrices is an error in
+    NumPy 2 (not a batch of vectors), and in gradc."""
+    a, b = np.stack([np.eye(2)] * 3), np.ones((3, 2))
+    with pytest.raises(ValueError):
+        np.linalg.solve(a, b)
+    with pytest.raises(ValueError, match="solve"):
+        gc.jit(lambda a, b: np.linalg.solve(a, b))(a, b)
+    np.testing.assert_allclose(gc.jit(lambda a, b: np.linalg.solve(a, b))(a, np.ones(2)),
+                               np.ones((3, 2)))
