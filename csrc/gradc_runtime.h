@@ -1,5 +1,6 @@
 /* gradc runtime: the hand-written helpers that generated kernels include.
- * C99, static inline, prefixed gradc_, no state: kernels stay reentrant. */
+ * C99, static inline, prefixed gradc_, no state but the thread heuristic's (which chooses who runs
+ * a region's chunks, never what they compute): kernels stay reentrant. */
 #ifndef GRADC_RUNTIME_H
 #define GRADC_RUNTIME_H
 
@@ -38,8 +39,21 @@
 #define GRADC_IVDEP
 #endif
 
-/* Threads for big loops: with -fopenmp -DGRADC_OPENMP a marked block runs on n threads, each over
- * its own range; otherwise it runs once, as thread 0 of 1, over the whole range. */
+/* Threads for big loops: a marked block runs as n chunks, chunk t (0 <= t < n) the same work in
+ * every build, so results never depend on how many threads ran or which ran what (without
+ * -fopenmp -DGRADC_OPENMP one thread runs the n chunks in order).
+ *
+ *     { GRADC_PARALLEL(n, threads) GRADC_CHUNKS(t, n) { ...chunk t of n... } GRADC_PARALLEL_END }
+ *
+ * With OpenMP, every thread of the team claims chunks until none is left, so a thread the OS has
+ * not scheduled yet claims nothing and the others do its share. What the caller may still wait
+ * for is that thread arriving at the region's end: on a machine whose other cores are busy that
+ * can be a whole time slice (milliseconds, for a region of microseconds). So the kernel watches
+ * its regions: after one where the calling thread waited for the others longer than half of what
+ * their chunks would have taken it (at its own pace; and longer than a wake-up), it runs the
+ * regions that start in the next 64 times that wait on its own, so a machine that stays busy
+ * costs at most ~1/64 of the time in such waits. This state (per kernel library, not per call)
+ * only chooses who runs the chunks, never what they compute. */
 
 /* The threads a loop of `work` points and `outer` outer iterations gets when its size is named
  * (known at run time): the rule the schedule pass applies to fixed sizes (gradc/cbackend/loops.py,
@@ -51,19 +65,71 @@ static inline int gradc_threads_for(int64_t work, int64_t outer, int64_t most, i
     t = t < outer ? t : outer;
     return work < min_work || t < 2 ? 1 : (int)t;
 }
+
+/* The chunks of such a loop: `per_thread` a thread where each keeps `min_work` points and there are
+ * at most `most_chunks` (the copies of partial sums the kernel has room for), else one a thread:
+ * loops.py's _chunks_for at run time, so a named kernel's sums are the fixed kernel's bits. */
+static inline int64_t gradc_chunks_for(int64_t work, int64_t outer, int64_t most, int64_t min_work,
+                                       int64_t per_thread, int64_t most_chunks)
+{
+    int64_t t = gradc_threads_for(work, outer, most, min_work), c = t * per_thread;
+    return t >= 2 && c <= most_chunks && outer >= c && work >= c * min_work ? c : t;
+}
 #ifdef GRADC_OPENMP
-/* The two OpenMP calls, declared rather than parsing <omp.h> (compile time is a headline figure). */
+/* The OpenMP calls, declared rather than parsing <omp.h> (compile time is a headline figure). */
 int omp_get_thread_num(void);
-int omp_get_num_threads(void);
-#define GRADC_PARALLEL(n) GRADC_PRAGMA(omp parallel num_threads(n))
-#define GRADC_BARRIER GRADC_PRAGMA(omp barrier)
-static inline int64_t gradc_thread(void) { return omp_get_thread_num(); }
-static inline int64_t gradc_threads(void) { return omp_get_num_threads(); }
+double omp_get_wtime(void);
+#define GRADC_SLOW_WAIT_S 40e-6     /* waits below it are wake-ups, normal on a quiet machine */
+#define GRADC_SOLO_FACTOR 64
+typedef struct {
+    int64_t next, n, own_chunks;
+    double start, own_done;
+    int team;
+} gradc_region;
+static double gradc_solo_until;        /* omp_get_wtime() before which regions run alone */
+
+static inline gradc_region gradc_region_begin(int64_t n, int threads) {
+    gradc_region rg = {0, n, 0, 0.0, 0.0, n < threads ? (int)n : threads};
+    if (rg.team > 1) {
+        double until;
+        rg.start = omp_get_wtime();
+        __atomic_load(&gradc_solo_until, &until, __ATOMIC_RELAXED);
+        if (rg.start < until) rg.team = 1;
+    }
+    return rg;
+}
+
+static inline int64_t gradc_claim(gradc_region *rg) {
+    int64_t t = __atomic_fetch_add(&rg->next, 1, __ATOMIC_RELAXED);
+    int me = rg->team > 1 && omp_get_thread_num() == 0;
+    if (t < rg->n) {
+        if (me) rg->own_chunks++;
+        return t;
+    }
+    if (me) rg->own_done = omp_get_wtime();
+    return -1;
+}
+
+static inline void gradc_region_end(const gradc_region *rg) {
+    if (rg->team < 2) return;
+    double now = omp_get_wtime(), waited = now - rg->own_done, own = rg->own_done - rg->start;
+    /* what the others' chunks would have cost this thread, at its pace in this region */
+    double saved = rg->own_chunks ? (rg->n - rg->own_chunks) * own / rg->own_chunks : waited;
+    if (waited > GRADC_SLOW_WAIT_S && 2 * waited > saved) {
+        double until = now + GRADC_SOLO_FACTOR * waited;
+        __atomic_store(&gradc_solo_until, &until, __ATOMIC_RELAXED);
+    }
+}
+
+#define GRADC_PARALLEL(n, threads)                                                             \
+    gradc_region gradc_rg = gradc_region_begin(n, threads);                                    \
+    GRADC_PRAGMA(omp parallel num_threads(gradc_rg.team))
+#define GRADC_CHUNKS(t, n) for (int64_t t; (t = gradc_claim(&gradc_rg)) >= 0;)
+#define GRADC_PARALLEL_END gradc_region_end(&gradc_rg);
 #else
-#define GRADC_PARALLEL(n) (void)(n);
-#define GRADC_BARRIER
-static inline int64_t gradc_thread(void) { return 0; }
-static inline int64_t gradc_threads(void) { return 1; }
+#define GRADC_PARALLEL(n, threads)
+#define GRADC_CHUNKS(t, n) for (int64_t t = 0; t < (n); t++)
+#define GRADC_PARALLEL_END
 #endif
 
 /* Repeated steps (an unrolled loop's body) are emitted once and called per step; not inlining

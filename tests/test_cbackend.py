@@ -1389,9 +1389,10 @@ def test_bad_blas_choice_is_a_clear_error(fresh_blas_choice, asked, message):
     assert str(e.value) == message
 
 
-def test_small_products_get_one_jit_slot_per_shape():
+def test_small_products_get_one_jit_slot_per_shape(monkeypatch):
     """Small GEMMs name a slot of the kernel's JIT table; equal shapes share one; the constructor
-    that fills the table is compiled only with MKL; large products call the threaded GEMM."""
+    that fills the table is compiled only with MKL; large products call the GEMM, on 2 threads one
+    block of rows each."""
     def f(a, b, w):
         return gc.tanh(a @ w) @ w, gc.tanh(b @ w)
     a, b = np.ones((4, 8), np.float32), np.ones((4, 8), np.float32)
@@ -1402,8 +1403,13 @@ def test_small_products_get_one_jit_slot_per_shape():
     assert src.count("gradc_jit_make_f(") == 1
     assert "#ifdef GRADC_HAVE_MKL\nGRADC_CONSTRUCTOR static void gradc_kernel_jit(void)" in src
     big = np.ones((256, 256), np.float32)
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
     src = gc.jit(lambda x: x @ x).lower(big).c_source
     assert "gradc_gemm_f(0, 0, 256, 256, 256" in src and "jit" not in strip_comments(src)
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+    src = gc.jit(lambda x: x @ x).lower(big).c_source
+    assert "GRADC_CHUNKS(r, 2) {" in src and "jit" not in strip_comments(src)
+    assert "gradc_gemm_f(0, 0, 128, 256, 256, p_a + r * 32768 + bi * 65536" in src, src
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1496,8 +1502,8 @@ def test_a_transposed_b_read_by_several_small_products_is_copied_once():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_products_shared_among_threads_by_rows_or_by_k(dtype, monkeypatch):
-    """A product too big for one thread whose halves are small runs each half of its rows on its
-    own thread; one small only by its output (a long k) runs half of k per thread, the second half
+    """A product too big for one thread runs as blocks of its rows (4 a thread, of 128 rows or
+    more) that the threads claim; one small only by its output (a long k) runs half of k per thread, the second half
     into a copy added after. Plain, A or B stored transposed, batched, and as terms of sums of
     products (beta = 1); MKL's kernel for the block's shape, any BLAS's GEMM without MKL."""
     from gradc.cbackend import backend
@@ -1514,11 +1520,11 @@ def test_products_shared_among_threads_by_rows_or_by_k(dtype, monkeypatch):
     args = (x, w, d, xs, xk, dk)
     lowered = gc.jit(f).lower(*args)
     src = lowered.c_source
-    assert src.count(", 2 threads of 512 rows") == 5 and src.count(", 2 threads, 1024 of k each") == 3, src
+    assert src.count(", 8 blocks of 128 rows") == 5 and src.count(", 2 threads, 1024 of k each") == 3, src
     # (ta, tb, rows, k, beta) of the block calls; equal calls share one function
     blocks = {(c[0], c[1], c[2], c[4], c[11]) for c in gemm_calls(src) if "r * " in c[5]}
-    assert blocks == {(0, 0, 512, 256, 0), (0, 0, 512, 256, 1), (0, 1, 512, 10, 0),
-                      (1, 0, 512, 256, 0), (1, 0, 128, 1024, 0), (1, 0, 128, 1024, 1)}, (blocks, src)
+    assert blocks == {(0, 0, 128, 256, 0), (0, 0, 128, 256, 1), (0, 1, 128, 10, 0),
+                      (1, 0, 128, 256, 0), (1, 0, 128, 1024, 0), (1, 0, 128, 1024, 1)}, (blocks, src)
     got = lowered.compile()(*args)
     x, w, d, xs, xk, dk = (a.astype(np.float64) for a in args)
     want = (x @ w, d @ w.T, xs[0].transpose(0, 2, 1) @ w, (x * 2) @ w + np.tanh(x) @ w,
@@ -1570,3 +1576,127 @@ def test_view_folded_into_a_product_and_read_by_another_call(backend):
     f = lambda x, i: gc.sum(x.T @ x) + gc.sum(x.T[i])          # noqa: E731
     x, i = np.arange(12.0).reshape(4, 3), np.array([0, 2])
     assert gc.jit(f, backend=backend)(x, i) == np.sum(x.T @ x) + np.sum(x.T[i])
+
+
+def test_compiler_probes_are_kept_in_the_cache_folder(tmp_path, monkeypatch):
+    """The compiler's --version and libmvec probes (a process each) run once per compiler: later
+    processes read them from the cache folder; a corrupt record is probed again."""
+    from gradc.cbackend import build
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+    cc = build.find_compiler()
+    build._compiler_facts.cache_clear()
+    try:
+        first = build._compiler_facts(cc)
+        assert (tmp_path / "compilers.json").exists() and first["identity"]
+        build._compiler_facts.cache_clear()
+        probed = []
+        monkeypatch.setattr(build, "_probe_compiler",
+                            lambda c: probed.append(c) or {"identity": "other", "libmvec": False})
+        assert build._compiler_facts(cc) == first and probed == []
+        (tmp_path / "compilers.json").write_text("{")
+        build._compiler_facts.cache_clear()
+        assert build._compiler_facts(cc) == {"identity": "other", "libmvec": False}
+        assert probed == [cc]
+    finally:
+        build._compiler_facts.cache_clear()
+
+
+def test_kernels_load_with_a_bounded_openmp_spin(monkeypatch):
+    """GNU OpenMP reads GOMP_SPINCOUNT when the first threaded kernel loads it: gradc's bound is
+    set around each load and removed after; a user's GOMP_SPINCOUNT or OMP_WAIT_POLICY stays."""
+    from gradc.cbackend import backend
+    seen = []
+    monkeypatch.setattr(backend._ffi, "dlopen", lambda path: seen.append(
+        (os.environ.get("GOMP_SPINCOUNT"), os.environ.get("OMP_WAIT_POLICY"))) or path)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert backend._dlopen("lib.so") == "lib.so" and "GOMP_SPINCOUNT" not in os.environ
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    backend._dlopen("lib.so")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5")
+    backend._dlopen("lib.so")
+    assert seen == [(backend.GOMP_SPINCOUNT, None), (None, "passive"), ("5", None)]
+    assert os.environ["GOMP_SPINCOUNT"] == "5"
+
+
+def test_big_kernels_compile_at_O1_with_the_vectoriser(tmp_path, monkeypatch):
+    """Sources over LARGE_SOURCE_CHARS of code (comments aside) compile with -O1 -ftree-vectorize,
+    the others with -O2; both load and run."""
+    from gradc.cbackend import build
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+    commands = []
+    run = build.subprocess.run
+    monkeypatch.setattr(build.subprocess, "run", lambda cmd, **k: commands.append(cmd) or run(cmd, **k))
+    small = "int f(void) { return 1; }\n/* " + "x" * build.LARGE_SOURCE_CHARS + " */\n"
+    big = small + "".join(f"int g{i}(int x) {{ return x * {i} + 1; }}\n"
+                          for i in range(build.LARGE_SOURCE_CHARS // 20))
+    for source, level in ((small, "-O2"), (big, "-O1")):
+        lib, path, _, hit = build.load_shared(source, ffi_for_f().dlopen, blas=False)
+        assert not hit and lib.f() == 1
+        cmd = commands[-1]
+        assert level in cmd and ("-ftree-vectorize" in cmd) == (level == "-O1"), cmd
+        assert ("-O2" in cmd) == (level == "-O2")
+
+
+def ffi_for_f():
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef("int f(void);")
+    return ffi
+
+
+def test_threaded_kernels_give_the_same_bits_on_any_number_of_threads(monkeypatch):
+    """Threaded loops and products run as fixed chunks (chunk t the same rows and partial sums
+    whichever thread claims it, the partials added in chunk order): every call of the threaded
+    kernel, and the same C built without OpenMP (one thread running the chunks in order), give
+    the same bits."""
+    import cffi
+    from gradc.cbackend import backend, build
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+    rng = np.random.default_rng(RNG_SEED)
+    x = rng.standard_normal((1024, 512)).astype(np.float32)
+    w = rng.standard_normal((512, 256)).astype(np.float32)
+
+    def f(x, w):
+        return gc.sum(gc.exp(x * 0.1)), gc.sum(x * x, axis=0), gc.tanh(x) @ w
+    lowered = gc.jit(f).lower(x, w)
+    code = backend.CSource(lowered)
+    assert "GRADC_CHUNKS(t, 8)" in code.source and "GRADC_CHUNKS(r, 8)" in code.source
+    assert not code.consts
+    threaded = lowered.compile()
+    first = threaded(x, w)
+    for _ in range(20):
+        for got, want in zip(threaded(x, w), first):
+            assert got.tobytes() == want.tobytes()
+    ffi = cffi.FFI()
+    ffi.cdef("int gradc_kernel(void **args, void *work);")
+    lib = build.load_shared(code.source, ffi.dlopen, blas=code.uses_blas)[0]    # no -fopenmp
+    outs = [np.empty(o.shape, o.dtype) for o in lowered.graph.outputs]
+    work = np.empty(max(code.workspace_bytes, 1), np.uint8)
+    argv = ffi.new("void *[]", [ffi.from_buffer(a) for a in (x, w, *outs)])
+    assert lib.gradc_kernel(argv, ffi.from_buffer(work)) == 0
+    for got, want in zip(outs, first):
+        assert got.tobytes() == want.tobytes()
+    np.testing.assert_allclose(first[2], np.tanh(x.astype(np.float64)) @ w, rtol=1e-4, atol=1e-3)
+
+
+def test_a_process_with_threaded_kernels_exits_cleanly(tmp_path, monkeypatch):
+    """The OpenMP runtime stays loaded after the kernels that brought it in are unloaded (at exit
+    at the latest): with threads that never sleep (OMP_WAIT_POLICY=active) unloading it under them
+    crashed every such process at exit."""
+    import subprocess
+    import sys
+    script = ("import numpy as np, gradc as gc\n"
+              "x = np.full(1 << 20, 0.5, np.float32)\n"
+              "f = gc.jit(lambda x: gc.sum(gc.exp(x)))\n"
+              "print(float(f(x)))\n")
+    env = {**os.environ, "GRADC_NUM_THREADS": "2", "OMP_WAIT_POLICY": "active",
+           "GRADC_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(Path(gc.__file__).parent.parent)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert abs(float(out.stdout) - np.exp(0.5) * (1 << 20)) < 1e-3 * np.exp(0.5) * (1 << 20)
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+    assert "GRADC_PARALLEL" in gc.jit(lambda x: gc.sum(gc.exp(x))).lower(
+        np.full(1 << 20, 0.5, np.float32)).c_source

@@ -126,7 +126,8 @@ def rnn_args(steps, batch=16, hidden=64):
             np.zeros((batch, hidden), np.float32))
 
 
-def test_outlining_gives_repeated_steps_one_signature():
+def test_outlining_gives_repeated_steps_one_signature(monkeypatch):
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")       # one kernel, not a batch split's block
     plan = L.lower(graph_of(rnn_grad, *rnn_args(6)))
     signatures = list(plan.outlined.values())
     assert signatures and max(signatures.count(s) for s in signatures) >= 4
@@ -220,3 +221,33 @@ def test_float64_and_float32_sums_in_one_loop():
     for got, want in zip(gc.tree_leaves(gc.jit(both)(*args)),
                          gc.tree_leaves(gc.jit(both, backend="numpy")(*args))):
         np.testing.assert_allclose(got, want, rtol=1e-4 if got.dtype == np.float32 else 1e-12)
+
+
+def test_schedule_decides_the_simd_pragma():
+    """The schedule pass marks an innermost loop carrying sums of one dtype for `omp simd` (naming
+    its sums), one carrying float32 and float64 sums only as independent (the GCC 12 miscompile
+    above), and a loop whose sums go to memory across it neither; emission follows the plan."""
+    one = graph_of(lambda x: (gc.sum(x * x, axis=1), gc.sum(gc.exp(x), axis=1)), np.ones((4, 8)))
+    (loop,) = L.lower(one).steps
+    assert len(loop.simd_sums) == 2 and not loop.ivdep
+    assert {n.id for n in loop.members if n.prim.name == "sum"} == set(loop.simd_sums)
+    assert "GRADC_SIMD_SUM(" in gc.jit(lambda x: gc.sum(x * x, axis=1)).lower(
+        np.ones((4, 8))).c_source
+    mixed = graph_of(lambda x, y: (gc.sum(x * x, axis=1), gc.sum(y * y, axis=1)),
+                     np.ones((4, 8)), np.ones((4, 8), np.float32))
+    loops = [s for s in L.lower(mixed).steps if isinstance(s, Loop)]
+    assert any(len({m.dtype for m in s.members if m.prim.name == "sum"}) == 2 for s in loops)
+    for s in loops:
+        sums = [m for m in s.members if m.prim.name == "sum"]
+        if len({m.dtype for m in sums}) == 2:
+            assert s.simd_sums == () and s.ivdep
+    src = gc.jit(lambda x, y: (gc.sum(x * x, axis=1), gc.sum(y * y, axis=1))).lower(
+        np.ones((4, 8)), np.ones((4, 8), np.float32)).c_source
+    assert "GRADC_SIMD_SUM(" not in src and "GRADC_IVDEP" in src
+    outer = graph_of(lambda x: gc.sum(x * x, axis=0), np.ones((4, 8)))
+    assert [(s.simd_sums, s.ivdep) for s in L.lower(outer).steps] == [((), True)]
+    across = graph_of(lambda x: gc.sum(x * x, axis=(0, 2)), np.ones((2, 3, 4)))
+    (loop,) = L.lower(across).steps
+    assert loop.simd_sums == () and not loop.ivdep
+    text = L.lower(one).as_text()
+    assert "simd sums " in text

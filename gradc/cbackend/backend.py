@@ -1,5 +1,6 @@
 """backend="c": a Lowered graph becomes one native function, compiled with the system compiler and
 called through cffi with the uniform signature `int f(void **args, void *work)`."""
+import ctypes
 import hashlib
 import os
 import sys
@@ -30,14 +31,50 @@ _from_buffer = _ffi.from_buffer
 _new = _ffi.new
 
 
-def default_threads(graph):
-    """OpenMP threads for a kernel's big loops.
+# NOTE: GNU OpenMP reads its spin count when it loads (with the first threaded kernel). Its default,
+# 300,000 spins (milliseconds), kept idle threads spinning on cores that others needed: elem[1e7]
+# ran 1.81x slower than on one thread with a process spinning beside it, 1.05x with 10,000 (enough
+# to bridge the gaps between a kernel's regions). A user's GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
+GOMP_SPINCOUNT = "10000"
 
-    NOTE: with OpenBLAS, kernels that call BLAS leave threads to its pool: a second pool (OpenMP)
-    spinning beside it on a 2-core machine cost more than the loops gain. MKL's threads are the
-    OpenMP pool itself."""
-    if any(n.prim.c == "matmul" for n in graph.nodes) and not blas.shares_openmp_pool():
-        return 1
+
+def _dlopen(path):
+    if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        lib = _ffi.dlopen(path)
+    else:
+        os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
+        try:
+            lib = _ffi.dlopen(path)
+        finally:
+            del os.environ["GOMP_SPINCOUNT"]
+    _pin_openmp()
+    return lib
+
+
+_OPENMP_RUNTIMES = ("libgomp.so.1", "libomp.so", "libomp.so.5")
+_pinned = []
+
+
+def _pin_openmp():
+    """Keeps the OpenMP runtime a kernel brought in loaded for good.
+
+    NOTE: cffi unloads a kernel library when its last reference goes (at the latest when Python
+    exits); the OpenMP runtime went with the last kernel that linked it while its idle threads
+    still ran its code: a segfault at exit in ~1 of 10 cold processes with a threaded kernel (every
+    time with OMP_WAIT_POLICY=active). A dlopen that is never closed keeps it mapped."""
+    if _pinned:
+        return
+    for name in _OPENMP_RUNTIMES:
+        try:     # RTLD_NOLOAD: only a runtime already loaded (by the kernel), never a new one
+            _pinned.append(ctypes.CDLL(name, mode=os.RTLD_NOLOAD | os.RTLD_NOW))
+            return
+        except OSError:
+            pass
+
+
+def default_threads(graph):
+    """OpenMP threads for a kernel's big loops and products (blas.py: gradc's OpenBLAS runs on the
+    calling thread; MKL's threads are the OpenMP pool itself)."""
     return blas.num_threads()
 
 
@@ -148,19 +185,23 @@ class CExecutable:
     def __init__(self, lowered):
         start = time.perf_counter()
         graph = lowered.graph
-        blas.load()      # gradc's BLAS with its threads (and OpenBLAS's core type) before a kernel links it
         graph_key = fingerprint(graph, default_threads(graph))
         known = build.read_index(graph_key)
-        self.lib = known and build.load_cached(known["key"], _ffi.dlopen)
+        if known and known.get("uses_blas", True):
+            blas.load()      # gradc's BLAS (its threads, OpenBLAS's core type) before a kernel links it
+        self.lib = known and build.load_cached(known["key"], _dlopen)
         if self.lib:     # warm start: this graph was compiled before, no C to generate
             path, seconds, hit, facts = build.cache_dir() / f"{known['key']}.so", 0.0, True, known
         else:
             code = CSource(lowered)
+            if code.uses_blas:
+                blas.load()
             self.lib, path, seconds, hit = build.load_shared(
-                code.source, _ffi.dlopen, blas=code.uses_blas,
+                code.source, _dlopen, blas=code.uses_blas,
                 extra_flags=build.OPENMP_FLAGS if code.uses_threads else ())
             facts = {"key": path.stem, "kernels": code.kernels,
-                     "workspace_bytes": symbolic.to_json(code.workspace_bytes)}
+                     "workspace_bytes": symbolic.to_json(code.workspace_bytes),
+                     "uses_blas": code.uses_blas}
             build.write_index(graph_key, facts)
         self.fn = getattr(self.lib, KERNEL)
         self.graph = graph           # names the op of a linalg error code

@@ -98,8 +98,8 @@ def kind():
         raise ValueError("GRADC_BLAS=openblas but scipy-openblas32 is not installed")
     if asked:
         return None if asked == "none" else asked
-    if mkl_library() and cpu_vendor() == "GenuineIntel":
-        return "mkl"
+    if cpu_vendor() == "GenuineIntel" and mkl_library():     # NOTE: the vendor first: looking
+        return "mkl"                                          # for MKL took 58 ms of a cold call
     return "openblas" if lib_dir() else None
 
 
@@ -115,12 +115,6 @@ def link_flags():
         return ["-DGRADC_HAVE_OPENBLAS", f"-L{lib_dir()}", f"-Wl,-rpath,{lib_dir()}",
                 f"-l{LIBRARY}"]
     return []
-
-
-def shares_openmp_pool():
-    """Whether the BLAS threads are the OpenMP runtime's (MKL with its GNU layer): then kernels
-    that call BLAS may thread their own loops too without a second pool."""
-    return kind() == "mkl"
 
 
 @functools.lru_cache(maxsize=None)
@@ -162,7 +156,11 @@ def _load_openblas():
                 del os.environ["OPENBLAS_CORETYPE"]
             else:
                 os.environ["OPENBLAS_CORETYPE"] = saved
-    threads = num_threads()
-    lib.scipy_openblas_set_num_threads(ctypes.c_int(threads))
+    # NOTE: one thread: kernels share big products among their own OpenMP threads by blocks of
+    # rows (plan.thread_blocks), whose regions give way to a busy machine (gradc_runtime.h).
+    # OpenBLAS's pool beside them (2 cores, a process spinning on the other) made rnn[64] 3.6x
+    # and the transformer step 3.5x slower than on one thread.
+    lib.scipy_openblas_set_num_threads(ctypes.c_int(1))
     lib.scipy_openblas_get_corename.restype = ctypes.c_char_p
-    return {"library": path, "core": lib.scipy_openblas_get_corename().decode(), "threads": threads}
+    return {"library": path, "core": lib.scipy_openblas_get_corename().decode(),
+            "threads": num_threads()}

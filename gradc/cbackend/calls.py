@@ -31,7 +31,7 @@ def matmul(em, step):
     (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
     into = step.into or node
     rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks)
-    shared = {"rows": f", {blocks} threads of {rows} rows", "k": f", {blocks} threads, {depth} of k "
+    shared = {"rows": f", {blocks} blocks of {rows} rows", "k": f", {blocks} threads, {depth} of k "
               f"each", "": ""}[axis]
     what = (f"sum of {len(terms)} products stacked along k" if terms else
             f"matmul {em.names[a.id]} {em.names[b.id]}")
@@ -48,7 +48,7 @@ def matmul(em, step):
         c = f"(r ? {part}[r - 1] + bi * {m * n} : {c})"
 
     def call(beta):
-        if axis or P.is_small_shape(m, k, n):
+        if P.is_small_shape(rows, depth, n):
             slot = em.jit_slot(f, (ta, tb, rows, n, depth, lda, ldb, n, beta))
             gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
         else:
@@ -59,18 +59,21 @@ def matmul(em, step):
     if not axis:
         em.out(call(beta))
         return
-    indent = 2 if axis == "k" else 1
-    em.out(f"GRADC_PARALLEL({blocks})", indent)
-    em.out("{", indent)
-    em.out("const int64_t t = gradc_thread(), nt = gradc_threads();", indent + 1)
-    em.out(f"for (int64_t r = t; r < {blocks}; r += nt) {{", indent + 1)   # fewer threads: more
-    if axis == "k" and beta:                                                 # blocks each
-        em.out(f"if (r) {call(0)}", indent + 2)
-        em.out(f"else {call(beta)}", indent + 2)
+    # NOTE: chunk r of the region is block r whichever thread runs it (results never depend on
+    # the threads); a product by rows gets a block of its own for the region's state.
+    if axis == "rows":
+        em.out("{")
+    em.out(f"GRADC_PARALLEL({blocks}, {min(blocks, em.plan.threads)})", 2)
+    em.out(f"GRADC_CHUNKS(r, {blocks}) {{", 2)
+    if axis == "k" and beta:
+        em.out(f"if (r) {call(0)}", 3)
+        em.out(f"else {call(beta)}", 3)
     else:
-        em.out(call(0 if axis == "k" else beta), indent + 2)
-    em.out("}", indent + 1)
-    em.out("}", indent)
+        em.out(call(0 if axis == "k" else beta), 3)
+    em.out("}", 2)
+    em.out("GRADC_PARALLEL_END", 2)
+    if axis == "rows":
+        em.out("}")
     if axis == "k":
         em.out(f"for (int64_t q = 0; q < {batch * m * n}; q++) "
                f"for (int p = 0; p < {blocks - 1}; p++) {em.ptr(into)}[q] += {part}[p][q];", 2)

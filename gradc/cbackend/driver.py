@@ -68,29 +68,30 @@ def split_driver(split, name, block_name, block_workspace, static=False):
              f"{'static ' if static else ''}int {name}(void **args, void *work)", "{",
              "    char *ws = (char *)work;",
              f"    int rc[{blocks}] = {{0}};",
-             f"    GRADC_PARALLEL({blocks})", "    {",
-             "        const int64_t t = gradc_thread(), nt = gradc_threads();",
-             f"        for (int64_t r = t; r < {blocks}; r += nt) {{",
-             f"            char *bw = ws + r * {stride};",
-             f"            void *a[{n_args}];"]
-    lines += ["            " + line for line in body]
-    lines.append(f"            rc[r] = {block_name}(a, bw);")
-    lines += ["            " + line for line in after]
-    lines.append("        }")
-    if partials:
-        lines.append("        GRADC_BARRIER")
+             "    {",
+             f"    GRADC_PARALLEL({blocks}, {blocks})",
+             f"    GRADC_CHUNKS(r, {blocks}) {{",
+             f"        char *bw = ws + r * {stride};",
+             f"        void *a[{n_args}];"]
+    lines += ["        " + line for line in body]
+    lines.append(f"        rc[r] = {block_name}(a, bw);")
+    lines += ["        " + line for line in after]
+    lines += ["    }", "    GRADC_PARALLEL_END", "    }"]
+    if partials:      # block 0's sums + the others', in block order: a range of each per chunk
+        lines += ["    {", f"    GRADC_PARALLEL({blocks}, {blocks})",
+                  f"    GRADC_CHUNKS(t, {blocks}) {{"]
     for node, arg, off in partials:
         ct = ctype(node.dtype)
-        lines += [f"        {{  /* output {arg - base}: block 0's sum + the others', each thread a "
-                  f"range */",
+        lines += [f"        {{  /* output {arg - base} */",
                   f"            {ct} *out = ({ct} *)args[{arg}];",
-                  f"            const int64_t lo = {node.size} * t / nt, hi = {node.size} * (t + 1) "
-                  f"/ nt;",
+                  f"            const int64_t lo = {node.size} * t / {blocks}, "
+                  f"hi = {node.size} * (t + 1) / {blocks};",
                   f"            for (int64_t b = 1; b < {blocks}; b++) {{",
                   f"                const {ct} *part = (const {ct} *)(ws + b * {stride} + {off});",
                   "                for (int64_t q = lo; q < hi; q++) out[q] += part[q];",
                   "            }", "        }"]
-    lines += ["    }",
-              f"    for (int b = 0; b < {blocks}; b++) if (rc[b]) return rc[b];",
+    if partials:
+        lines += ["    }", "    GRADC_PARALLEL_END", "    }"]
+    lines += [f"    for (int b = 0; b < {blocks}; b++) if (rc[b]) return rc[b];",
               "    return GRADC_OK;", "}"]
     return "\n".join(lines), blocks * stride

@@ -13,7 +13,7 @@ from ..symbolic import c_name, dim_names, prod
 from .calls import CALLS, runtime_call
 from .csyntax import EXPR_CTYPES, ctype, literal, passed_consts
 from .loops import (is_point, local_ids, member_reads, offset_of, point_index, reduced_index,
-                    reduced_vars, view_input_index)
+                    view_input_index)
 
 _PTR, _LOCAL, _END = "\x01", "\x03", "\x02"     # template markers: pointer / local number, end
 
@@ -235,6 +235,7 @@ class Emitter:
     # ---- fused loops -----------------------------------------------------------------------------
     def emit_loop(self, loop):
         domain, flat, threads, accum = loop.domain, loop.flat, loop.threads, loop.accum
+        chunks = loop.chunks
         loop.local = local_ids(loop)
         reductions = [m for m in loop.members if P.is_reduction(m)]
         names = ", ".join(self.names[m.id] for m in loop.members)
@@ -247,36 +248,36 @@ class Emitter:
         indent = 2
         for r in reductions:                # in the loop's block: stack space is reused after it
             if r.id in loop.partials:
-                self._init_partials(r, threads, indent)
+                self._init_partials(r, chunks, indent)
         outer_vars = ["i"] if flat else loop.vars
         bounds = [prod(domain)] if flat else list(domain)
         self._open_accumulators(reductions, accum, 0, indent)
         split = [r for r in reductions if accum[r.id] == 0]
         if threads > 1:
-            # NOTE: each thread sums its own contiguous range; the partial sums are added in
-            # thread order afterwards, so results do not depend on timing.
+            # NOTE: each chunk sums its own contiguous range; the partial sums are added in
+            # chunk order afterwards, so results do not depend on timing.
             for r in split:
-                self.out(f"{self._acc_type(r)} {self.local('part', r)}[{threads}] = {{0}};", indent)
+                self.out(f"{self._acc_type(r)} {self.local('part', r)}[{chunks}] = {{0}};", indent)
+            n = chunks
             if loop.named_threads:       # the same rule as for fixed sizes, at run time
-                outer = bounds[0]
-                self.out(f"GRADC_PARALLEL(gradc_threads_for({prod(domain)}, {outer}, {threads}, "
-                         f"{P.PARALLEL_MIN}))", indent)
-            else:
-                self.out(f"GRADC_PARALLEL({threads})", indent)
-            self.out("{", indent)
+                n = "n_chunks"
+                self.out(f"const int64_t n_chunks = gradc_chunks_for({prod(domain)}, {bounds[0]}, "
+                         f"{threads}, {P.PARALLEL_MIN}, {P.CHUNKS_PER_THREAD}, {chunks});", indent)
+            self.out(f"GRADC_PARALLEL({n}, {threads})", indent)
+            self.out(f"GRADC_CHUNKS(t, {n}) {{", indent)
             indent += 1
-            self.out("const int64_t t = gradc_thread(), nt = gradc_threads();", indent)
-            self.out(f"const int64_t lo = {bounds[0]} * t / nt, hi = {bounds[0]} * (t + 1) / nt;",
+            self.out(f"const int64_t lo = {bounds[0]} * t / {n}, hi = {bounds[0]} * (t + 1) / {n};",
                      indent)
             self._open_accumulators(reductions, accum, 0, indent)
         self.flat_index = "i" if flat else None
         for k, (v, d) in enumerate(zip(outer_vars, bounds)):
             if k > 0:
                 self._open_accumulators(reductions, accum, k, indent)
-            if k == len(outer_vars) - 1:
-                if self._independent(reductions, accum, loop, flat) and \
-                        not self._simd_pragma(reductions, accum, 0 if flat else k, indent):
-                    self.out("GRADC_IVDEP", indent)
+            if k == len(outer_vars) - 1 and loop.simd_sums:
+                sums = ", ".join(self.local("acc", r) for r in reductions if r.id in loop.simd_sums)
+                self.out(f"GRADC_SIMD_SUM({sums})", indent)
+            elif k == len(outer_vars) - 1 and loop.ivdep:
+                self.out("GRADC_IVDEP", indent)
             low, high = ("lo", "hi") if k == 0 and threads > 1 else ("0", d)
             self.out(f"for (int64_t {v} = {low}; {v} < {high}; {v}++) {{", indent)
             indent += 1
@@ -299,12 +300,13 @@ class Emitter:
                 self.out(f"{self.local('part', r)}[t] = {self.local('acc', r)};", indent)
             indent -= 1
             self.out("}", indent)
+            self.out("GRADC_PARALLEL_END", indent)
             for r in split:
                 acc, part = self.local("acc", r), self.local("part", r)
-                self.out(f"for (int k = 0; k < {threads}; k++) {acc} += {part}[k];", indent)
+                self.out(f"for (int k = 0; k < {chunks}; k++) {acc} += {part}[k];", indent)
             for r in reductions:
                 if r.id in loop.partials:
-                    self._combine_partials(r, threads, indent)
+                    self._combine_partials(r, chunks, indent)
         self._close_accumulators(reductions, accum, 0, indent, loop)
         self.out("}")
         self.flat_index = None
@@ -327,15 +329,14 @@ class Emitter:
                  note=self.comment(r))
 
     def _init_partials(self, r, threads, indent):
-        """A copy of r's output per thread, on the stack; copies of threads OpenMP did not start
-        keep the initial value, so combining all of them is always right."""
+        """A copy of r's output per chunk, on the stack."""
         name = self.local("part", r)
         self.out(f"{ctype(r.dtype)} {name}[{threads}][{r.size}];", indent, self.comment(r))
         self.out(f"for (int p = 0; p < {threads}; p++) for (int64_t k = 0; k < {r.size}; k++) "
                  f"{name}[p][k] = {self._init_value(r)};", indent)
 
     def _combine_partials(self, r, threads, indent):
-        """r's output from the per-thread copies, combined in thread order (results do not depend
+        """r's output from the per-chunk copies, combined in chunk order (results do not depend
         on timing)."""
         name, out = self.local("part", r), f"{self.ptr(r)}[k]"
         self.out(f"for (int64_t k = 0; k < {r.size}; k++) {{ {out} = {name}[0][k]; "
@@ -352,27 +353,6 @@ class Emitter:
             if accum[r.id] == depth:
                 self.out(f"{self._acc_type(r)} {self.local('acc', r)} = {self._init_value(r)};",
                          indent)
-
-    def _simd_pragma(self, reductions, accum, depth, indent):
-        """Lets GCC vectorise the innermost loop (at `depth`) when the sums it carries are its only
-        dependence: every local accumulator opened at or outside it is updated inside it, so all
-        of them are named (only those additions are reordered)."""
-        carried = [r for r in reductions if accum[r.id] is not None and accum[r.id] <= depth]
-        # NOTE: only sums of one dtype: GCC 12 with -march=native (AVX2) miscompiled a loop
-        # summing float64 and float32 values together under `omp simd` (a fuzzer finding,
-        # tests/test_lower.py); without the pragma the same loop is right.
-        if carried and all(r.prim.c == "sum" for r in carried) \
-                and len({r.dtype for r in carried}) == 1:
-            self.out(f"GRADC_SIMD_SUM({', '.join(self.local('acc', r) for r in carried)})", indent)
-            return True
-        return False
-
-    def _independent(self, reductions, accum, loop, flat):
-        """Whether the innermost loop's iterations are independent: no reduction accumulates
-        into memory across it (a local accumulator carries those sums instead)."""
-        inner = "i" if flat else loop.vars[-1]
-        return not any(accum[r.id] is None and (flat or inner in reduced_vars(r, loop))
-                       for r in reductions)
 
     def _close_accumulators(self, reductions, accum, depth, indent, loop):
         for r in reductions:

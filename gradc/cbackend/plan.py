@@ -27,6 +27,11 @@ SMALL_GEMM_OUTPUT = 8192         # elements of the product
 SMALL_GEMM_MACS = 1 << 21        # multiply-adds
 PARALLEL_MIN = 1 << 16           # loop points below which a second thread costs more than it saves
 PARTIALS_MAX_BYTES = 16384       # per-thread copies of a result kept on the stack, at most
+# NOTE: big loops and products run as this many chunks a thread (each at least PARALLEL_MIN points
+# or MIN_BLOCK_ROWS rows): with one chunk a thread, a thread sharing its core with another process
+# (running half the time) made elem[1e7] 1.43x and mlp[1024] 1.70x slower than one thread.
+CHUNKS_PER_THREAD = 4
+MIN_BLOCK_ROWS = 128             # rows of a block of a product (98 rows: 8% slower in total)
 
 
 def domain_of(shape):
@@ -68,10 +73,11 @@ def is_small_product(node):
 
 
 def thread_blocks(node, threads, k=None, spread=True):
-    """How a product is shared among threads: ("rows", threads) for one too big for one thread
-    whose blocks of rows are small products, ("k", threads) for one small only by its output whose
-    blocks of k are small (each thread adds its part to a copy on the stack), else ("", 1). Each
-    block runs MKL's kernel for its shape.
+    """How a product is shared among threads: ("rows", blocks) for one too big for one thread (a
+    few blocks a thread where they keep MIN_BLOCK_ROWS),
+    ("k", threads) for one small only by its output whose blocks of k are small (each thread adds
+    its part to a copy on the stack), else ("", 1). A block runs MKL's kernel for its shape where
+    it is small; the BLAS itself runs on one thread (OpenBLAS always, MKL inside a region).
 
     NOTE: measured inside the mlp[1024] kernel (MKL, 2 cores): 1024x10x256 42 -> 31 us and
     1024x256x10 77 -> 42 us against cblas's own threads; 256x10x1024 68 -> 37 us against one
@@ -83,8 +89,10 @@ def thread_blocks(node, threads, k=None, spread=True):
     k = k or k_own
     if threads < 2 or symbolic.any_symbolic((m, k, n)):
         return "", 1
-    if not is_small_shape(m, k, n) and m % threads == 0 and is_small_shape(m // threads, k, n):
-        return "rows", threads
+    if not is_small_shape(m, k, n) and m % threads == 0:
+        chunks = threads * CHUNKS_PER_THREAD
+        fine = m % chunks == 0 and m // chunks >= MIN_BLOCK_ROWS
+        return "rows", chunks if fine else threads
     copies = (threads - 1) * node.size * node.dtype.itemsize
     if spread and m * n * k >= SMALL_GEMM_MACS and k % threads == 0 and copies <= PARTIALS_MAX_BYTES:
         return "k", threads
@@ -99,16 +107,22 @@ def is_source(node):
 class Loop:
     """One fused loop nest over `domain`: elementwise members computed per point, reductions
     accumulated across it. The schedule pass fills in how it runs: `flat` (one loop over all
-    points), `threads`, `accum` (reduction id -> depth of its local accumulator, None: it sums
-    into memory) and `partials` (reductions summed into a copy per thread)."""
+    points), `threads`, `chunks` (the pieces its threads share: ranges of the outer loop, chunk
+    t the same range whichever thread runs it), `accum` (reduction id -> depth of its local
+    accumulator, None: it sums into memory), `partials` (reductions summed into a copy per
+    chunk), and how the innermost loop may be vectorised: `simd_sums` (the ids of the sums it
+    carries, which `omp simd` may reorder) or `ivdep` (its iterations are independent)."""
     domain: tuple
     index: int
     members: list = field(default_factory=list)
     flat: bool = False
     threads: int = 1
     named_threads: bool = False    # threads decided at run time from named sizes, at most `threads`
+    chunks: int = 1
     accum: dict = field(default_factory=dict)
     partials: frozenset = frozenset()
+    simd_sums: tuple = ()
+    ivdep: bool = False
 
     @property
     def vars(self):
@@ -168,8 +182,10 @@ class Plan:
         functions = {}
         for step in self.steps:
             if isinstance(step, Loop):
-                how = [f"{step.threads} threads"] if step.threads > 1 else []
+                how = [f"{step.threads} threads, {step.chunks} chunks"] if step.threads > 1 else []
                 how += ["flat"] if step.flat else []
+                how += ["simd sums " + ",".join(names[i] for i in step.simd_sums)] \
+                    if step.simd_sums else (["ivdep"] if step.ivdep else [])
                 text = f"loop {list(step.domain)}" + (f" ({', '.join(how)})" if how else "")
                 parts = []
                 for m in step.members:
