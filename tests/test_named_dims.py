@@ -327,9 +327,11 @@ def test_threads_for_a_named_size_follow_the_fixed_rule_at_run_time(monkeypatch)
     monkeypatch.setenv("GRADC_NUM_THREADS", "4")
     f = gc.value_and_grad(lambda x: gc.sum(gc.log(x) + gc.sqrt(gc.log(x))))
     lowered = gc.jit(f).lower(gc.Spec(("n",), "float32"))
-    assert "GRADC_PARALLEL(gradc_threads_for(D_n, D_n, 4, 65536))" in lowered.c_source
+    src = lowered.c_source
+    assert "const int64_t n_chunks = gradc_chunks_for(D_n, D_n, 4, 65536, 4, 16);" in src, src
+    assert "GRADC_PARALLEL(n_chunks, 4)" in src
     named = lowered.compile()
-    for n in (1000, 70_000, 300_000):      # 1, 2 and 4 threads
+    for n in (1000, 70_000, 300_000, 1_200_000):      # 1, 2, 4 threads; 4 threads of 4 chunks
         x = np.random.default_rng(n).uniform(1.5, 3.0, n).astype(np.float32)
         value, grad = named(x)
         want_value, want_grad = gc.jit(f, dynamic=False)(x)
