@@ -4,8 +4,9 @@ Two are supported. Intel MKL (the optional `mkl` wheel, `pip install gradc[mkl]`
 on Intel CPUs where it is installed: its threads come from the GNU OpenMP runtime, the one gradc's
 own threaded loops use (one pool, not two spinning side by side), and small products of fixed
 shape get kernels MKL generates for the shape (its JIT). Otherwise OpenBLAS (scipy-openblas32, a
-dependency; a copy separate from NumPy's). GRADC_BLAS=mkl|openblas|none chooses; none is the plain
-C loop. GRADC_NUM_THREADS caps the threads (default: the available cores).
+dependency; a copy separate from NumPy's), on one thread: kernels share big products among their
+own threads by blocks of rows. GRADC_BLAS=mkl|openblas|none chooses; none is the plain C loop.
+GRADC_NUM_THREADS caps the threads (default: the available cores).
 
 OpenBLAS reads OPENBLAS_CORETYPE when it loads. These machines set it to Haswell for everyone
 (AVX2 kernels, about half the sgemm speed of the AVX-512 ones on a CPU that has AVX-512), so gradc
