@@ -51,9 +51,11 @@
  * can be a whole time slice (milliseconds, for a region of microseconds). So the kernel watches
  * its regions: after one where the calling thread waited for the others longer than half of what
  * their chunks would have taken it (at its own pace; and longer than a wake-up), it runs the
- * regions that start in the next 64 times that wait on its own, so a machine that stays busy
- * costs at most ~1/64 of the time in such waits. This state (per kernel library, not per call)
- * only chooses who runs the chunks, never what they compute. */
+ * regions that start in the next 4 times that wait on its own; each such region in a row doubles
+ * that, up to 64 times (a machine that stays busy costs ~1/64 of its time in such waits), each
+ * region the others helped in halves it (a quiet machine's passing hiccup costs little). This
+ * state (per kernel library, not per call) only chooses who runs the chunks, never what they
+ * compute. */
 
 /* The threads a loop of `work` points and `outer` outer iterations gets when its size is named
  * (known at run time): the rule the schedule pass applies to fixed sizes (gradc/cbackend/loops.py,
@@ -79,8 +81,9 @@ static inline int64_t gradc_chunks_for(int64_t work, int64_t outer, int64_t most
 /* The OpenMP calls, declared rather than parsing <omp.h> (compile time is a headline figure). */
 int omp_get_thread_num(void);
 double omp_get_wtime(void);
-#define GRADC_SLOW_WAIT_S 40e-6     /* waits below it are wake-ups, normal on a quiet machine */
-#define GRADC_SOLO_FACTOR 64
+#define GRADC_SLOW_WAIT_S 250e-6    /* waits below it are wake-ups, normal on a quiet machine */
+#define GRADC_SOLO_MIN 4             /* regions alone for 4, 8, ... 64 times the wait */
+#define GRADC_SOLO_MAX 64
 /* NOTE: one copy of each helper per kernel, not one per region: inlined into every region they
  * made cc take 190 instead of 160 ms on mlp[1024]'s kernel; a call costs nanoseconds. */
 #if defined(__GNUC__)
@@ -94,6 +97,7 @@ typedef struct {
     int team;
 } gradc_region;
 static double gradc_solo_until;        /* omp_get_wtime() before which regions run alone */
+static double gradc_solo_factor = GRADC_SOLO_MIN;
 
 GRADC_REGION_FN gradc_region gradc_region_begin(int64_t n, int threads) {
     gradc_region rg = {0, n, 0, 0.0, 0.0, n < threads ? (int)n : threads};
@@ -122,10 +126,16 @@ GRADC_REGION_FN void gradc_region_end(const gradc_region *rg) {
     double now = omp_get_wtime(), waited = now - rg->own_done, own = rg->own_done - rg->start;
     /* what the others' chunks would have cost this thread, at its pace in this region */
     double saved = rg->own_chunks ? (rg->n - rg->own_chunks) * own / rg->own_chunks : waited;
+    double factor;
+    __atomic_load(&gradc_solo_factor, &factor, __ATOMIC_RELAXED);
     if (waited > GRADC_SLOW_WAIT_S && 2 * waited > saved) {
-        double until = now + GRADC_SOLO_FACTOR * waited;
+        double until = now + factor * waited;
         __atomic_store(&gradc_solo_until, &until, __ATOMIC_RELAXED);
+        factor = factor < GRADC_SOLO_MAX ? 2 * factor : GRADC_SOLO_MAX;
+    } else {
+        factor = factor > GRADC_SOLO_MIN ? factor / 2 : GRADC_SOLO_MIN;
     }
+    __atomic_store(&gradc_solo_factor, &factor, __ATOMIC_RELAXED);
 }
 
 #define GRADC_PARALLEL(n, threads)                                                             \
