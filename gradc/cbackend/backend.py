@@ -31,11 +31,14 @@ _from_buffer = _ffi.from_buffer
 _new = _ffi.new
 
 
-# NOTE: GNU OpenMP reads its spin count when it loads (with the first threaded kernel). Its default,
-# 300,000 spins (milliseconds), kept idle threads spinning on cores that others needed: elem[1e7]
-# ran 1.81x slower than on one thread with a process spinning beside it, 1.05x with 10,000 (enough
-# to bridge the gaps between a kernel's regions). A user's GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
-GOMP_SPINCOUNT = "10000"
+# NOTE: GNU OpenMP reads its spin count when it loads (with the first threaded kernel); a user's
+# GOMP_SPINCOUNT or OMP_WAIT_POLICY wins. Measured on the 2-core AMD (bench/busy.py, quiet and with
+# a process spinning on the other core): set to 300,000 (libgomp's documented default) softmax[256]
+# took 122 us quiet and rnn[64] 209 us; left unset 176 and 208 us; bounded to 10,000, 178 and
+# 386 us. With a core kept busy default / one-thread time stayed <= 1.06x at 300,000 (softmax,
+# rnn[64], mlp[64], mlp[1024], elem[1e7], the transformer): a region that waits on a busy core
+# sends the next ones to one thread (csrc: gradc_region_end), so spinning no longer costs there.
+GOMP_SPINCOUNT = "300000"
 
 
 def _dlopen(path):
