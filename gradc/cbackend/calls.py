@@ -30,6 +30,8 @@ def matmul(em, step):
         operands.append((pointer, int(trans), ld, nrows * cols))
     (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
     into = step.into or node
+    if axis == "rows" and blocks == P.NAMED_BLOCKS:
+        return _named_rows(em, step, operands, m, k, n, batch, f)
     rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks)
     shared = {"rows": f", {blocks} blocks of {rows} rows", "k": f", {blocks} threads, {depth} of k "
               f"each", "": ""}[axis]
@@ -78,6 +80,29 @@ def matmul(em, step):
         em.out(f"for (int64_t q = 0; q < {batch * m * n}; q++) "
                f"for (int p = 0; p < {blocks - 1}; p++) {em.ptr(into)}[q] += {part}[p][q];", 2)
         em.out("}")
+
+
+def _named_rows(em, step, operands, m, k, n, batch, f):
+    """A product whose m rows are named, shared among threads by blocks of rows chosen when the
+    kernel runs (gradc_row_blocks: the fixed-size rule), block r rows [m r / nb, m (r + 1) / nb)."""
+    node, beta, into = step.node, step.beta, step.into or step.node
+    (pa, ta, lda, sa), (pb, tb, ldb, sb) = operands
+    threads = em.plan.threads
+    em.note(f"{em.names[into.id]} {'+' if beta else ''}= matmul {em.names[node.inputs[0].id]} "
+            f"{em.names[node.inputs[1].id]}, blocks of rows chosen at run time  ({node.loc})")
+    em.out("{")
+    em.out(f"const int64_t nb = gradc_row_blocks({m}, {k}, {n}, {threads}, {P.CHUNKS_PER_THREAD}, "
+           f"{P.MIN_BLOCK_ROWS}, {P.SMALL_GEMM_OUTPUT}, {P.SMALL_GEMM_MACS});", 2)
+    em.out(f"GRADC_PARALLEL(nb, nb < {threads} ? nb : {threads})", 2)
+    em.out("GRADC_CHUNKS(r, nb) {", 2)
+    em.out(f"const int64_t lo = {m} * r / nb, hi = {m} * (r + 1) / nb;", 3)
+    a_block = f"{pa} + lo{'' if ta else f' * {lda}'}"
+    c = f"{em.ptr(into)} + bi * {m * n} + lo * {n}"
+    em.out(f"for (int64_t bi = 0; bi < {batch}; bi++) gradc_gemm_{f}({ta}, {tb}, hi - lo, {n}, "
+           f"{k}, {a_block} + bi * {sa}, {lda}, {pb} + bi * {sb}, {ldb}, {beta}, {c}, {n});", 3)
+    em.out("}", 2)
+    em.out("GRADC_PARALLEL_END", 2)
+    em.out("}")
 
 
 def _index_loop(em, node, indices, dims, wrap, body):

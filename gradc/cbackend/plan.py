@@ -31,6 +31,7 @@ PARTIALS_MAX_BYTES = 16384       # per-thread copies of a result kept on the sta
 # or MIN_BLOCK_ROWS rows): with one chunk a thread, a thread sharing its core with another process
 # (running half the time) made elem[1e7] 1.43x and mlp[1024] 1.70x slower than one thread.
 CHUNKS_PER_THREAD = 4
+NAMED_BLOCKS = 0                 # Call.blocks of a product whose rows are named: chosen at run time
 MIN_BLOCK_ROWS = 128             # rows of a block of a product (98 rows: 8% slower in total)
 
 
@@ -87,12 +88,17 @@ def thread_blocks(node, threads, k=None, spread=True):
     263 -> 303 us split. `k` overrides the product's own (a stacked sum's)."""
     m, k_own, n = product_shape(node)
     k = k or k_own
-    if threads < 2 or symbolic.any_symbolic((m, k, n)):
+    if threads >= 2 and isinstance(m, Dim) and not symbolic.any_symbolic((k, n)):
+        return "rows", NAMED_BLOCKS        # how many: gradc_row_blocks, when the kernel runs
+    if threads < 2 or isinstance(m, Dim):
         return "", 1
-    if not is_small_shape(m, k, n) and m % threads == 0:
+    named = symbolic.any_symbolic((k, n))  # a named k or n: taken to be big (split by rows)
+    if (named or not is_small_shape(m, k, n)) and m % threads == 0:
         chunks = threads * CHUNKS_PER_THREAD
         fine = m % chunks == 0 and m // chunks >= MIN_BLOCK_ROWS
         return "rows", chunks if fine else threads
+    if named:
+        return "", 1
     copies = (threads - 1) * node.size * node.dtype.itemsize
     if spread and m * n * k >= SMALL_GEMM_MACS and k % threads == 0 and copies <= PARTIALS_MAX_BYTES:
         return "k", threads
