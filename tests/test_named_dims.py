@@ -336,3 +336,18 @@ def test_threads_for_a_named_size_follow_the_fixed_rule_at_run_time(monkeypatch)
         value, grad = named(x)
         want_value, want_grad = gc.jit(f, dynamic=False)(x)
         assert value == want_value and np.array_equal(grad, want_grad)
+
+
+def test_products_over_named_rows_split_into_blocks_at_run_time(monkeypatch):
+    """X @ W with X's rows named: blocks of rows chosen when the kernel runs (uneven ones too:
+    1030 rows on 4 threads), the gradient's X^T @ dZ (a named k) split by W's fixed rows."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", "4")
+    f = gc.value_and_grad(lambda W, X: gc.sum(gc.tanh(X @ W) ** 2), argnums=(0, 1))
+    lowered = gc.jit(f).lower(gc.Spec((64, 256), "float64"), gc.Spec(("n", 64), "float64"))
+    assert "gradc_row_blocks(D_n, 64, 256, 4," in lowered.c_source
+    named, rng = lowered.compile(), np.random.default_rng(5)
+    W = rng.standard_normal((64, 256)) / 8
+    for n in (1, 7, 300, 1030):
+        X = rng.standard_normal((n, 64))
+        for got, want in zip(_leaves(named(W, X)), _leaves(gc.jit(f, dynamic=False)(W, X))):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
