@@ -346,8 +346,9 @@ def tensordot(a, b, axes=2):
     free_a = [i for i in range(a.ndim) if i not in axes_a]
     free_b = [i for i in range(b.ndim) if i not in axes_b]
     k = prod([a.shape[i] for i in axes_a])
-    a2 = ops.reshape(ops.transpose(a, free_a + axes_a), (-1, k))
-    b2 = ops.reshape(ops.transpose(b, axes_b + free_b), (k, -1))
+    # NOTE: sizes, not -1: with k = 0 (a zero-size axis summed) -1 would be undetermined
+    a2 = ops.reshape(ops.transpose(a, free_a + axes_a), (prod([a.shape[i] for i in free_a]), k))
+    b2 = ops.reshape(ops.transpose(b, axes_b + free_b), (k, prod([b.shape[i] for i in free_b])))
     shape = tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b)
     return ops.reshape(ops.matmul(a2, b2), shape)
 

@@ -146,3 +146,12 @@ def test_reductions_in_a_given_dtype_and_vecdot_checks():
     assert xp.vecdot(np.ones((2, 3), np.int32), np.ones(3, np.int32)).dtype == np.int32
     with pytest.raises(ValueError, match="contracted axis"):
         xp.vecdot(np.ones((2, 3)), np.ones(4))
+
+
+def test_tensordot_over_zero_size_axes():
+    """Found by the array API test suite: summing over an axis of length 0 reshaped to (-1, 0)."""
+    for a, b, axes in [(np.zeros((3, 0)), np.zeros((0, 4)), 1), (np.zeros((0, 0)), np.zeros((0, 0)), 2)]:
+        want = np.tensordot(a, b, axes)
+        for got in (gc.tensordot(a, b, axes), gc.jit(lambda a, b: gc.tensordot(a, b, axes))(a, b)):
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
