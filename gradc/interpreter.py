@@ -18,17 +18,19 @@ def last_uses(graph):
 
 def run(graph, inputs, sizes=None):
     """Evaluates graph on NumPy input arrays; returns fresh output arrays. `sizes` gives the
-    values of named dimensions ({name: int}) where the graph has them."""
+    values of named dimensions ({name: int}, {} for none); None: found from the inputs."""
     # NOTE: gc.where evaluates both branches, so the unused one may divide by zero: no warnings.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return _run(graph, inputs, sizes)
 
 
-def sizes_of(graph, inputs):
-    """{name: size} of the graph's named dims from the input arrays (None if it has none)."""
+def sizes_of(graph, inputs, shapes=None):
+    """{name: size} of the graph's named dims from the input arrays, or from their `shapes`
+    (None if it has none)."""
     if not symbolic.dim_names(graph):
         return None
-    return symbolic.bind_sizes([np.shape(a) for a in inputs], [n.shape for n in graph.inputs],
+    shapes = [np.shape(a) for a in inputs] if shapes is None else shapes
+    return symbolic.bind_sizes(shapes, [n.shape for n in graph.inputs],
                                [n.name or f"arg{i}" for i, n in enumerate(graph.inputs)])
 
 
@@ -46,7 +48,7 @@ def _run(graph, inputs, sizes):
                 env[node.id] = node.params["value"]
                 continue
             args = [env[inp.id] for inp in node.inputs]
-            params = node.params if sizes is None else symbolic.substitute(node.params, sizes)
+            params = symbolic.substitute(node.params, sizes) if sizes else node.params
             out = np.asarray(node.prim.impl(*args, **params))
             env[node.id] = out if out.dtype == node.dtype else out.astype(node.dtype)
             for inp in node.inputs:   # free values nobody needs any more

@@ -47,8 +47,12 @@ def impl(*args, body, length, reverse, n_carry, n_xs, select):
     carries = [np.asarray(a) for a in args[:n_carry]]
     xs, consts = args[n_carry:n_carry + n_xs], list(args[n_carry + n_xs:])
     avals = output_avals(body, length, n_carry)
-    sizes = interpreter.sizes_of(body, [np.int64(0)] + carries + [x[0] for x in xs] + consts)
-    if sizes:           # named sizes, from this call's arrays
+    # named sizes, from this call's arrays, once for every step ({} for none); a step's x is
+    # xs[t], of xs's shape less its first axis (which may be 0 long)
+    shapes = ([()] + [np.shape(c) for c in carries] + [np.shape(x)[1:] for x in xs]
+              + [np.shape(c) for c in consts])
+    sizes = interpreter.sizes_of(body, None, shapes) or {}
+    if sizes:
         avals = [(symbolic.substitute(s, sizes), d) for s, d in avals]
     n_out = len(body.outputs)
     stacks = {k: np.empty(avals[k][0], avals[k][1]) for k in select if k >= n_carry}
@@ -57,7 +61,7 @@ def impl(*args, body, length, reverse, n_carry, n_xs, select):
         for k in stacks:
             if n_out <= k < n_out + n_carry:
                 stacks[k][t] = carries[k - n_out]
-        outs = interpreter.run(body, [np.int64(t)] + carries + [x[t] for x in xs] + consts)
+        outs = interpreter.run(body, [np.int64(t)] + carries + [x[t] for x in xs] + consts, sizes)
         carries = outs[:n_carry]
         for k in stacks:
             if k < n_out:

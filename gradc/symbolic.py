@@ -249,9 +249,8 @@ def divide(a, b):
 def render(d, name_of, parens=False):
     parts = []
     for m, c in sorted(d.terms.items(), key=lambda mc: (-len(mc[0]), mc[0])):
-        factors = [name_of(n) + (f"^{p}" if p > 1 and not parens else "") for n, p in m]
-        if parens:      # C has no power operator
-            factors = [name_of(n) for n, p in m for _ in range(p)]
+        factors = ([name_of(n) for n, p in m for _ in range(p)] if parens     # C has no power
+                   else [name_of(n) + (f"^{p}" if p > 1 else "") for n, p in m])
         text = "*".join(([str(abs(c))] if abs(c) != 1 or not m else []) + factors)
         parts.append(("-" if c < 0 else "+", text))
     text = " ".join(f"{s} {t}" for s, t in parts).lstrip("+ ").strip()
@@ -333,8 +332,7 @@ def bind_sizes(shapes, specs, arg_names):
     sizes, seen = {}, {}
     for shape, spec, arg in zip(shapes, specs, arg_names):
         for axis, (got, want) in enumerate(zip(shape, spec)):
-            if isinstance(want, Dim) and len(want.terms) == 1 and next(iter(want.terms)) == \
-                    ((names(want)[0], 1),) and want.terms[next(iter(want.terms))] == 1:
+            if is_name(want):
                 name = names(want)[0]
                 if name in sizes and sizes[name] != got:
                     raise ValueError(f"argument {arg}: dimension {name!r} (axis {axis}) is {got}, "

@@ -344,3 +344,12 @@ def test_slice_folding_rules_keep_values(backend):
     np.testing.assert_allclose(g, np.where(np.arange(24) == 4, 2 * 2 * 8.0, 0)
                                + np.where((np.arange(24) >= 5) & (np.arange(24) < 7),
                                           2 * np.arange(24.0), 0))
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_a_scan_of_length_zero(backend):
+    """The interpreter's loop read xs[0] to find named sizes (this session's bug: IndexError)."""
+    f = gc.jit(lambda h, xs: gc.scan(lambda c, x: (c + x, c), h, xs), backend=backend)
+    carry, ys = f(np.ones(3), np.zeros((0, 3)))
+    np.testing.assert_array_equal(carry, np.ones(3))
+    assert ys.shape == (0, 3)
