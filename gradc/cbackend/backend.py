@@ -32,11 +32,11 @@ _new = _ffi.new
 
 
 # NOTE: GNU OpenMP reads its spin count when it loads (with the first threaded kernel); a user's
-# GOMP_SPINCOUNT or OMP_WAIT_POLICY wins. Measured on the 2-core AMD (bench/busy.py, quiet and with
-# a process spinning on the other core): set to 300,000 (libgomp's documented default) softmax[256]
-# took 122 us quiet and rnn[64] 209 us; left unset 176 and 208 us; bounded to 10,000, 178 and
-# 386 us. With a core kept busy default / one-thread time stayed <= 1.06x at 300,000 (softmax,
-# rnn[64], mlp[64], mlp[1024], elem[1e7], the transformer): a region that waits on a busy core
+# GOMP_SPINCOUNT or OMP_WAIT_POLICY wins. Measured on the 2-core AMD, quiet: rnn[64] took 410 us
+# per call (median of 300 in one process) bounded to 10,000 spins and 204-209 us at 300,000
+# (libgomp's documented default); softmax[256] 175 us either way. With a process spinning on the
+# other core, default / one-thread time stayed <= 1.06x at 300,000 on softmax, rnn[64], mlp[64],
+# mlp[1024], elem[1e7] and the transformer (bench/busy.py): a region that waits on a busy core
 # sends the next ones to one thread (csrc: gradc_region_end), so spinning no longer costs there.
 GOMP_SPINCOUNT = "300000"
 
