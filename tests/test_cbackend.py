@@ -1700,3 +1700,29 @@ def test_a_process_with_threaded_kernels_exits_cleanly(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADC_NUM_THREADS", "2")
     assert "GRADC_PARALLEL" in gc.jit(lambda x: gc.sum(gc.exp(x))).lower(
         np.full(1 << 20, 0.5, np.float32)).c_source
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_stack_of_matrices_times_a_matrix_is_one_product(dtype):
+    """x (B, T, D) @ W (D, F) is one GEMM of B*T rows (not B products against copies of W), and
+    W's gradient one GEMM over B*T (not B products summed); a transposed stack stays a batch."""
+    rng = np.random.default_rng(RNG_SEED)
+    x, W = rng.standard_normal((4, 6, 5)).astype(dtype), rng.standard_normal((5, 3)).astype(dtype)
+
+    def loss(W, x):
+        return gc.sum(gc.tanh(x @ W) ** 2)
+    f = gc.value_and_grad(loss)
+    src = gc.jit(f).lower(W, x).c_source
+    calls = gemm_calls(src)
+    assert len(calls) == 2 and "broadcast_to" not in src, src
+    assert sorted((c[2], c[3], c[4]) for c in calls) == [(5, 3, 24), (24, 3, 5)], calls
+    value, grad = gc.jit(f)(W, x)
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    h = np.tanh(x64 @ W64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(value, np.sum(h ** 2), rtol=tol)
+    np.testing.assert_allclose(grad, np.einsum("btd,btf->df", x64, 2 * h * (1 - h ** 2)), rtol=tol,
+                               atol=tol)
+    stacked = gc.jit(lambda W, x: gc.transpose(x, (0, 2, 1)) @ W).lower(W, x.transpose(0, 2, 1))
+    assert [(c[2], c[3], c[4]) for c in gemm_calls(stacked.c_source)] == [(6, 3, 5)]
+    np.testing.assert_allclose(stacked.compile()(W, x.transpose(0, 2, 1)), x @ W, rtol=tol, atol=tol)

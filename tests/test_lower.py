@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import gradc as gc
-from gradc.cbackend import lower as L
+from gradc.cbackend import lower as L, split
 from gradc.cbackend.plan import Call, Loop
 
 
@@ -251,3 +251,32 @@ def test_schedule_decides_the_simd_pragma():
     assert loop.simd_sums == () and not loop.ivdep
     text = L.lower(one).as_text()
     assert "simd sums " in text
+
+
+def test_schedule_shares_a_batch_of_small_products_by_its_members(monkeypatch):
+    """Attention's q @ k^T: 8 products of 128x64x128, each small, 8.4M multiply-adds together."""
+    monkeypatch.setattr(split, "SPLIT_MIN_WORK", float("inf"))      # not a batch split
+    def shared(q, threads):
+        g = graph_of(lambda q, k: q @ gc.transpose(k, (0, 2, 1)), q, q)
+        plan = plan_until(g, L.schedule, threads)
+        return [(c.axis, c.blocks) for c in plan.steps if isinstance(c, Call)]
+    q = np.ones((8, 128, 64), np.float32)
+    assert shared(q, 2) == [("batch", 8)]
+    assert shared(q, 16) == [("batch", 8)]
+    assert shared(q, 1) == [("", 1)]
+    assert shared(q[:, :8], 2) == [("", 1)]             # small together too
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_batch_split_product_is_bitwise_the_one_thread_product(dtype, monkeypatch):
+    from gradc.cbackend import backend
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((2, 5, 96, 64)).astype(dtype)
+    monkeypatch.setattr(split, "SPLIT_MIN_WORK", float("inf"))      # not a batch split
+    f = lambda q, k: q @ gc.transpose(k, (0, 2, 1))          # noqa: E731
+    one = gc.jit(f)(q, k)
+    monkeypatch.setattr(backend, "default_threads", lambda graph: 2)
+    lowered = gc.jit(f).lower(q, k)
+    assert "blocks of the batch" in lowered.c_source
+    np.testing.assert_array_equal(lowered.compile()(q, k), one)
+    np.testing.assert_allclose(one, q @ k.transpose(0, 2, 1), rtol=1e-5 if dtype == np.float32 else 1e-12)

@@ -138,7 +138,9 @@ def test_outputs_of_every_kind_from_a_split_kernel(dtype, forced):
     W = RNG.standard_normal((4, 5)).astype(dtype)
 
     def f(x, W):
-        h = gc.tanh(x @ W)                                  # (3, 8, 5)
+        # (3, 8, 5), a batch of products: x @ W alone would be one product of x's 24 rows, whose
+        # rows mix the batch (axis 1) with axis 0, which the split does not follow
+        h = gc.tanh(x @ gc.broadcast_to(W, (3, 4, 5)))
         return h, gc.exp(h[0]), W * 2.0, gc.sum(h * h), gc.sum(h > 0)
     assert_same_as_interpreter(f, (x, W), np.dtype(dtype))
     s = split.find_split(graph_of(f, x, W), 2)

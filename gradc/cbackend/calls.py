@@ -32,9 +32,9 @@ def matmul(em, step):
     into = step.into or node
     if axis == "rows" and blocks == P.NAMED_BLOCKS:
         return _named_rows(em, step, operands, m, k, n, batch, f)
-    rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks)
+    rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks) if axis == "k" else (m, k)
     shared = {"rows": f", {blocks} blocks of {rows} rows", "k": f", {blocks} threads, {depth} of k "
-              f"each", "": ""}[axis]
+              f"each", "batch": f", {blocks} blocks of the batch", "": ""}[axis]
     what = (f"sum of {len(terms)} products stacked along k" if terms else
             f"matmul {em.names[a.id]} {em.names[b.id]}")
     em.note(f"{em.names[into.id]} {'+' if beta else ''}= {what}{shared}  ({node.loc})")
@@ -49,13 +49,17 @@ def matmul(em, step):
         em.out(f"{ctype(node.dtype)} {part}[{blocks - 1}][{batch * m * n}];", 2)
         c = f"(r ? {part}[r - 1] + bi * {m * n} : {c})"
 
+    # Block r of a batch split runs the members [batch r / blocks, batch (r + 1) / blocks).
+    members = (f"bi = {batch} * r / {blocks}; bi < {batch} * (r + 1) / {blocks}" if axis == "batch"
+               else f"bi = 0; bi < {batch}")
+
     def call(beta):
         if P.is_small_shape(rows, depth, n):
             slot = em.jit_slot(f, (ta, tb, rows, n, depth, lda, ldb, n, beta))
             gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
         else:
             gemm = f"gradc_gemm_{f}("
-        return (f"for (int64_t bi = 0; bi < {batch}; bi++) {gemm}{ta}, {tb}, {rows}, {n}, "
+        return (f"for (int64_t {members}; bi++) {gemm}{ta}, {tb}, {rows}, {n}, "
                 f"{depth}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, {ldb}, {beta}, {c}, {n});")
 
     if not axis:
@@ -63,7 +67,7 @@ def matmul(em, step):
         return
     # NOTE: chunk r of the region is block r whichever thread runs it (results never depend on
     # the threads); a product by rows gets a block of its own for the region's state.
-    if axis == "rows":
+    if axis in ("rows", "batch"):
         em.out("{")
     em.out(f"GRADC_PARALLEL({blocks}, {min(blocks, em.plan.threads)})", 2)
     em.out(f"GRADC_CHUNKS(r, {blocks}) {{", 2)
@@ -74,7 +78,7 @@ def matmul(em, step):
         em.out(call(0 if axis == "k" else beta), 3)
     em.out("}", 2)
     em.out("GRADC_PARALLEL_END", 2)
-    if axis == "rows":
+    if axis in ("rows", "batch"):
         em.out("}")
     if axis == "k":
         em.out(f"for (int64_t q = 0; q < {batch * m * n}; q++) "
