@@ -78,14 +78,13 @@ static inline int64_t gradc_chunks_for(int64_t work, int64_t outer, int64_t most
     return t >= 2 && c <= most_chunks && outer >= c && work >= c * min_work ? c : t;
 }
 /* The blocks of rows a product of m (named: known at run time) x k x n splits into among `threads`:
- * plan.thread_blocks's rule for fixed sizes (none for a small product; `per_thread` blocks a
- * thread where each keeps `min_rows` rows, else one a thread), block r being rows
+ * plan.thread_blocks's rule for fixed sizes (none below `split_macs` multiply-adds; `per_thread`
+ * blocks a thread where each keeps `min_rows` rows, else one a thread), block r being rows
  * [m r / blocks, m (r + 1) / blocks). */
 static inline int64_t gradc_row_blocks(int64_t m, int64_t k, int64_t n, int64_t threads,
-                                       int64_t per_thread, int64_t min_rows, int64_t small_out,
-                                       int64_t small_macs)
+                                       int64_t per_thread, int64_t min_rows, int64_t split_macs)
 {
-    if (m * n < small_out || m * n * k < small_macs || m < threads) return 1;
+    if (m * n * k < split_macs || m < threads) return 1;
     return m / (threads * per_thread) >= min_rows ? threads * per_thread : threads;
 }
 #ifdef GRADC_OPENMP

@@ -254,24 +254,27 @@ def test_schedule_decides_the_simd_pragma():
 
 
 def test_schedule_shares_a_batch_of_small_products_by_its_members(monkeypatch):
-    """Attention's q @ k^T: 8 products of 128x64x128, each small, 8.4M multiply-adds together."""
+    """8 products of 64x64x64, each small, 2.1M multiply-adds together; a batch of big ones is
+    shared by rows."""
     monkeypatch.setattr(split, "SPLIT_MIN_WORK", float("inf"))      # not a batch split
+
     def shared(q, threads):
         g = graph_of(lambda q, k: q @ gc.transpose(k, (0, 2, 1)), q, q)
         plan = plan_until(g, L.schedule, threads)
         return [(c.axis, c.blocks) for c in plan.steps if isinstance(c, Call)]
-    q = np.ones((8, 128, 64), np.float32)
+    q = np.ones((8, 64, 64), np.float32)
     assert shared(q, 2) == [("batch", 8)]
     assert shared(q, 16) == [("batch", 8)]
     assert shared(q, 1) == [("", 1)]
-    assert shared(q[:, :8], 2) == [("", 1)]             # small together too
+    assert shared(q[:, :8], 2) == [("", 1)]                         # small together too
+    assert shared(np.ones((2, 256, 64), np.float32), 2) == [("rows", 2)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_batch_split_product_is_bitwise_the_one_thread_product(dtype, monkeypatch):
     from gradc.cbackend import backend
     rng = np.random.default_rng(0)
-    q, k = rng.standard_normal((2, 5, 96, 64)).astype(dtype)
+    q, k = rng.standard_normal((2, 7, 64, 64)).astype(dtype)
     monkeypatch.setattr(split, "SPLIT_MIN_WORK", float("inf"))      # not a batch split
     f = lambda q, k: q @ gc.transpose(k, (0, 2, 1))          # noqa: E731
     one = gc.jit(f)(q, k)

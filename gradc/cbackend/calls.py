@@ -96,7 +96,7 @@ def _named_rows(em, step, operands, m, k, n, batch, f):
             f"{em.names[node.inputs[1].id]}, blocks of rows chosen at run time  ({node.loc})")
     em.out("{")
     em.out(f"const int64_t nb = gradc_row_blocks({m}, {k}, {n}, {threads}, {P.CHUNKS_PER_THREAD}, "
-           f"{P.MIN_BLOCK_ROWS}, {P.SMALL_GEMM_OUTPUT}, {P.SMALL_GEMM_MACS});", 2)
+           f"{P.MIN_BLOCK_ROWS}, {P.SPLIT_MACS});", 2)
     em.out(f"GRADC_PARALLEL(nb, nb < {threads} ? nb : {threads})", 2)
     em.out("GRADC_CHUNKS(r, nb) {", 2)
     em.out(f"const int64_t lo = {m} * r / nb, hi = {m} * (r + 1) / nb;", 3)

@@ -25,6 +25,9 @@ ALIGN = 64
 # 16x64x64 0.78 us vs 1.0 us through cblas; 64x256x784 needs both threads (96 vs 159 us).
 SMALL_GEMM_OUTPUT = 8192         # elements of the product
 SMALL_GEMM_MACS = 1 << 21        # multiply-adds
+# NOTE: with OpenBLAS on one thread (2-core AMD), splitting products of 1M-2M multiply-adds by rows
+# took softmax[256] 178 -> 102 us (its 256x10x784 and 784x10x256) and the transformer 2.83 -> 2.68 ms.
+SPLIT_MACS = 1 << 20             # products at least this big are shared among threads
 PARALLEL_MIN = 1 << 16           # loop points below which a second thread costs more than it saves
 PARTIALS_MAX_BYTES = 16384       # per-thread copies of a result kept on the stack, at most
 # NOTE: big loops and products run as this many chunks a thread (each at least PARALLEL_MIN points
@@ -74,12 +77,12 @@ def is_small_product(node):
 
 
 def thread_blocks(node, threads, k=None, spread=True):
-    """How a product is shared among threads: ("rows", blocks) for one too big for one thread (a
-    few blocks a thread where they keep MIN_BLOCK_ROWS), ("batch", blocks) for a batch of products
-    each small but big together (a block is a range of the batch's members),
-    ("k", threads) for one small only by its output whose blocks of k are small (each thread adds
-    its part to a copy on the stack), else ("", 1). A block runs MKL's kernel for its shape where
-    it is small; the BLAS itself runs on one thread (OpenBLAS always, MKL inside a region).
+    """How a product of SPLIT_MACS multiply-adds or more (its whole batch) is shared among threads:
+    ("rows", blocks) where each member is that big and its rows divide among the threads (a few
+    blocks a thread where they keep MIN_BLOCK_ROWS); else ("batch", blocks) for a batch (a block
+    is a range of its members); else ("k", threads) where its blocks of k are small (each thread
+    adds its part to a copy on the stack); else ("", 1). A block runs MKL's kernel for its shape
+    where it is small; the BLAS itself runs on one thread (OpenBLAS always, MKL inside a region).
 
     NOTE: measured inside the mlp[1024] kernel (MKL, 2 cores): 1024x10x256 42 -> 31 us and
     1024x256x10 77 -> 42 us against cblas's own threads; 256x10x1024 68 -> 37 us against one
@@ -87,7 +90,8 @@ def thread_blocks(node, threads, k=None, spread=True):
     Blocks of k only if the operands are `spread` over the cores' caches (inputs, or written by
     all threads): rnn[64]'s stacked weight gradients, written step by step on one core, took
     263 -> 303 us split. `k` overrides the product's own (a stacked sum's). By the batch: the
-    transformer's attention products (8 of 128x64x128 a call) took it 3.39 -> 2.83 ms (2-core AMD)."""
+    transformer's attention products (8 of 128x64x128 a call) took it 3.39 -> 2.83 ms (2-core
+    AMD, OpenBLAS); with 128x64x128 split by rows or by the batch, the same (2.72-2.76 ms)."""
     m, k_own, n = product_shape(node)
     k = k or k_own
     if threads >= 2 and isinstance(m, Dim) and not symbolic.any_symbolic((k, n)):
@@ -95,17 +99,19 @@ def thread_blocks(node, threads, k=None, spread=True):
     if threads < 2 or isinstance(m, Dim):
         return "", 1
     named = symbolic.any_symbolic((k, n))  # a named k or n: taken to be big (split by rows)
-    if (named or not is_small_shape(m, k, n)) and m % threads == 0:
-        chunks = threads * CHUNKS_PER_THREAD
-        fine = m % chunks == 0 and m // chunks >= MIN_BLOCK_ROWS
-        return "rows", chunks if fine else threads
-    if named:
-        return "", 1
     batch = prod(node.shape[:-2])
-    if not isinstance(batch, Dim) and batch >= 2 and batch * m * n * k >= SMALL_GEMM_MACS:
-        return "batch", min(batch, threads * CHUNKS_PER_THREAD)
+    chunks = threads * CHUNKS_PER_THREAD
+    by_rows = "rows", chunks if m % chunks == 0 and m // chunks >= MIN_BLOCK_ROWS else threads
+    if named:
+        return by_rows if m % threads == 0 else ("", 1)
+    if isinstance(batch, Dim) or batch * m * n * k < SPLIT_MACS:
+        return "", 1
+    if m * n * k >= SPLIT_MACS and m % threads == 0:
+        return by_rows
+    if batch >= 2:
+        return "batch", min(batch, chunks)
     copies = (threads - 1) * node.size * node.dtype.itemsize
-    if spread and m * n * k >= SMALL_GEMM_MACS and k % threads == 0 and copies <= PARTIALS_MAX_BYTES:
+    if spread and k % threads == 0 and copies <= PARTIALS_MAX_BYTES:
         return "k", threads
     return "", 1
 
