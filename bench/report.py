@@ -212,7 +212,8 @@ METHOD_NOTES = [
     "/proc/stat). Inputs are pre-converted to each engine's array type; JAX results are waited for "
     "(block_until_ready). Threads: all available cores for every engine.",
     "- Cold setup: trace + compile + first call with an empty on-disk cache (fresh GRADC_CACHE_DIR, "
-    "TORCHINDUCTOR_CACHE_DIR, PyTensor compiledir), after importing the framework. Warm setup: the same in "
+    "TORCHINDUCTOR_CACHE_DIR, PyTensor compiledir), after importing the framework; the median of 3 fresh "
+    "processes (of 1 where a setup takes over 2 s). Warm setup: the same in "
     "a new process with that cache filled; engines without a disk cache (hand NumPy, torch eager, jax.jit "
     "by default) have none.",
     "- Check: value and gradients against the hand-written NumPy forward/backward evaluated in float64 on "

@@ -1,8 +1,9 @@
-"""One measurement in a fresh process: `python -m bench.worker ENGINE WORKLOAD cold|warm [--quick]`.
+"""One measurement in a fresh process: `python -m bench.worker ENGINE WORKLOAD cold|warm|setup [--quick]`.
 
 The framework is imported first (its import time is reported apart), then the clock runs
 around setup and the first call. In "cold" mode the worker also checks the first result
-against hand NumPy and times steady-state calls; "warm" mode stops after the first result.
+against hand NumPy and times steady-state calls; "warm" and "setup" (another cold setup) modes
+stop after the first result.
 It prints one line `BENCH-RESULT {json}` on stdout. Running every measurement in its own
 process keeps engines from sharing thread pools and caches, and a crash (even a segfault in
 generated code) costs one result, not the run.
