@@ -283,3 +283,24 @@ def test_a_batch_split_product_is_bitwise_the_one_thread_product(dtype, monkeypa
     assert "blocks of the batch" in lowered.c_source
     np.testing.assert_array_equal(lowered.compile()(q, k), one)
     np.testing.assert_allclose(one, q @ k.transpose(0, 2, 1), rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_wide_product_is_shared_by_columns(dtype, monkeypatch):
+    """64x784 @ 784x256: each block packs all of the operand it does not split, so a product with
+    more columns than rows is split by columns (W packed once), and gives the one-thread bits."""
+    from gradc.cbackend import backend
+    monkeypatch.setattr(split, "SPLIT_MIN_WORK", float("inf"))      # not a batch split
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((64, 784)).astype(dtype), rng.standard_normal((784, 256)).astype(dtype)
+    f = lambda x, W: gc.tanh(x @ W)                                   # noqa: E731
+    plan = plan_until(graph_of(f, x, W), L.schedule, 2)
+    assert [(c.axis, c.blocks) for c in plan.steps if isinstance(c, Call)] == [("cols", 2)]
+    tall = plan_until(graph_of(f, np.ones((1024, 784), dtype), W), L.schedule, 2)
+    assert [(c.axis, c.blocks) for c in tall.steps if isinstance(c, Call)] == [("rows", 8)]
+    one = gc.jit(f)(x, W)
+    monkeypatch.setattr(backend, "default_threads", lambda graph: 2)
+    lowered = gc.jit(f).lower(x, W)
+    assert "2 blocks of 128 columns" in lowered.c_source
+    np.testing.assert_array_equal(lowered.compile()(x, W), one)
+    np.testing.assert_allclose(one, np.tanh(x.astype(np.float64) @ W), rtol=1e-4, atol=2e-4)

@@ -32,15 +32,20 @@ def matmul(em, step):
     into = step.into or node
     if axis == "rows" and blocks == P.NAMED_BLOCKS:
         return _named_rows(em, step, operands, m, k, n, batch, f)
-    rows, depth = (m // blocks, k) if axis == "rows" else (m, k // blocks) if axis == "k" else (m, k)
+    rows = m // blocks if axis == "rows" else m
+    depth = k // blocks if axis == "k" else k
+    width = n // blocks if axis == "cols" else n
     shared = {"rows": f", {blocks} blocks of {rows} rows", "k": f", {blocks} threads, {depth} of k "
-              f"each", "batch": f", {blocks} blocks of the batch", "": ""}[axis]
+              f"each", "cols": f", {blocks} blocks of {width} columns",
+              "batch": f", {blocks} blocks of the batch", "": ""}[axis]
     what = (f"sum of {len(terms)} products stacked along k" if terms else
             f"matmul {em.names[a.id]} {em.names[b.id]}")
     em.note(f"{em.names[into.id]} {'+' if beta else ''}= {what}{shared}  ({node.loc})")
     c = f"{em.ptr(into)} + bi * {m * n}"
     if axis == "rows":      # a block of rows of op(A) starts `rows` columns on if A is transposed
         pa, c = f"{pa} + r * {rows if ta else rows * lda}", f"{c} + r * {rows * n}"
+    elif axis == "cols":    # a block of columns of op(B) starts `width` rows on if B is transposed
+        pb, c = f"{pb} + r * {width * ldb if tb else width}", f"{c} + r * {width}"
     elif axis == "k":
         pa = f"{pa} + r * {depth * lda if ta else depth}"
         pb = f"{pb} + r * {depth if tb else depth * ldb}"
@@ -54,12 +59,12 @@ def matmul(em, step):
                else f"bi = 0; bi < {batch}")
 
     def call(beta):
-        if P.is_small_shape(rows, depth, n):
-            slot = em.jit_slot(f, (ta, tb, rows, n, depth, lda, ldb, n, beta))
+        if P.is_small_shape(rows, depth, width):
+            slot = em.jit_slot(f, (ta, tb, rows, width, depth, lda, ldb, n, beta))
             gemm = f"gradc_gemm_small_{f}(&{em.name}_jit_{f}[{slot}], "
         else:
             gemm = f"gradc_gemm_{f}("
-        return (f"for (int64_t {members}; bi++) {gemm}{ta}, {tb}, {rows}, {n}, "
+        return (f"for (int64_t {members}; bi++) {gemm}{ta}, {tb}, {rows}, {width}, "
                 f"{depth}, {pa} + bi * {sa}, {lda}, {pb} + bi * {sb}, {ldb}, {beta}, {c}, {n});")
 
     if not axis:
@@ -67,7 +72,7 @@ def matmul(em, step):
         return
     # NOTE: chunk r of the region is block r whichever thread runs it (results never depend on
     # the threads); a product by rows gets a block of its own for the region's state.
-    if axis in ("rows", "batch"):
+    if axis in ("rows", "cols", "batch"):
         em.out("{")
     em.out(f"GRADC_PARALLEL({blocks}, {min(blocks, em.plan.threads)})", 2)
     em.out(f"GRADC_CHUNKS(r, {blocks}) {{", 2)
@@ -78,7 +83,7 @@ def matmul(em, step):
         em.out(call(0 if axis == "k" else beta), 3)
     em.out("}", 2)
     em.out("GRADC_PARALLEL_END", 2)
-    if axis in ("rows", "batch"):
+    if axis in ("rows", "cols", "batch"):
         em.out("}")
     if axis == "k":
         em.out(f"for (int64_t q = 0; q < {batch * m * n}; q++) "

@@ -366,7 +366,7 @@ def _schedule_call(call, plan, spread):
     largest = plan.folded.get(most.id, (most,))[0]
     axis, blocks = P.thread_blocks(node, plan.threads, k,
                                    spread=P.is_source(largest) or largest.id in spread)
-    if axis in ("rows", "batch"):
+    if axis in ("rows", "cols", "batch"):
         spread.add((call.into or node).id)
     return dataclasses.replace(call, axis=axis, blocks=blocks)
 

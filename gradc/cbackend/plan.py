@@ -35,6 +35,7 @@ PARTIALS_MAX_BYTES = 16384       # per-thread copies of a result kept on the sta
 # (running half the time) made elem[1e7] 1.43x and mlp[1024] 1.70x slower than one thread.
 CHUNKS_PER_THREAD = 4
 NAMED_BLOCKS = 0                 # Call.blocks of a product whose rows are named: chosen at run time
+MIN_BLOCK_COLS = 64              # columns of a block of a product
 MIN_BLOCK_ROWS = 128             # rows of a block of a product (98 rows: 8% slower in total)
 
 
@@ -78,9 +79,10 @@ def is_small_product(node):
 
 def thread_blocks(node, threads, k=None, spread=True):
     """How a product of SPLIT_MACS multiply-adds or more (its whole batch) is shared among threads:
-    ("rows", blocks) where each member is that big and its rows divide among the threads (a few
-    blocks a thread where they keep MIN_BLOCK_ROWS); else ("batch", blocks) for a batch (a block
-    is a range of its members); else ("k", threads) where its blocks of k are small (each thread
+    where each member is that big, ("cols", blocks) if it has more columns than rows, else
+    ("rows", blocks), where they divide among the threads (a few blocks a thread where they keep
+    MIN_BLOCK_COLS or MIN_BLOCK_ROWS); else ("batch", blocks) for a batch (a block is a range of
+    its members); else ("k", threads) where its blocks of k are small (each thread
     adds its part to a copy on the stack); else ("", 1). A block runs MKL's kernel for its shape
     where it is small; the BLAS itself runs on one thread (OpenBLAS always, MKL inside a region).
 
@@ -91,7 +93,9 @@ def thread_blocks(node, threads, k=None, spread=True):
     all threads): rnn[64]'s stacked weight gradients, written step by step on one core, took
     263 -> 303 us split. `k` overrides the product's own (a stacked sum's). By the batch: the
     transformer's attention products (8 of 128x64x128 a call) took it 3.39 -> 2.83 ms (2-core
-    AMD, OpenBLAS); with 128x64x128 split by rows or by the batch, the same (2.72-2.76 ms)."""
+    AMD, OpenBLAS); with 128x64x128 split by rows or by the batch, the same (2.72-2.76 ms). Each
+    block packs all of the operand it does not split: by columns, mlp[64]'s 64x256x784 packs W1
+    once, not per block (318-325 -> 312-316 us a step)."""
     m, k_own, n = product_shape(node)
     k = k or k_own
     if threads >= 2 and isinstance(m, Dim) and not symbolic.any_symbolic((k, n)):
@@ -106,6 +110,8 @@ def thread_blocks(node, threads, k=None, spread=True):
         return by_rows if m % threads == 0 else ("", 1)
     if isinstance(batch, Dim) or batch * m * n * k < SPLIT_MACS:
         return "", 1
+    if m * n * k >= SPLIT_MACS and n > m and n % threads == 0:
+        return "cols", chunks if n % chunks == 0 and n // chunks >= MIN_BLOCK_COLS else threads
     if m * n * k >= SPLIT_MACS and m % threads == 0:
         return by_rows
     if batch >= 2:
