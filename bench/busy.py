@@ -24,24 +24,33 @@ import time
 DEFAULT = ("softmax[256]", "mlp[1024]", "rnn[64]", "elem[1e7]", "transformer[8x128x64]")
 
 
-def _pairs(workload, spinners, seconds):
-    """In the worker process: medians of alternating one-thread / default calls, for 0 and
-    `spinners` spinning processes, with the background cores."""
-    import numpy as np
+def kernels_at(workload, thread_counts):
+    """In a worker process: the workload's inputs and its value-and-grad compiled (and called once)
+    for each thread count (None: GRADC_NUM_THREADS unset, the available cores)."""
     import gradc as gc
-    from bench.timing import machine_busy_s
     from bench.workloads import WORKLOADS, inputs_for
     w = WORKLOADS[workload]
     inputs = inputs_for(w)
     calls = {}
-    for threads in ("1", None):
+    for threads in thread_counts:
         if threads:
-            os.environ["GRADC_NUM_THREADS"] = threads
+            os.environ["GRADC_NUM_THREADS"] = str(threads)
         else:
             os.environ.pop("GRADC_NUM_THREADS", None)
         f = gc.jit(gc.value_and_grad(lambda *a: w.loss(gc, *a), argnums=w.argnums))
         f(*inputs)
-        calls[threads or "default"] = f
+        calls[threads] = f
+    os.environ.pop("GRADC_NUM_THREADS", None)
+    return inputs, calls
+
+
+def _pairs(workload, spinners, seconds):
+    """In the worker process: medians of alternating one-thread / default calls, for 0 and
+    `spinners` spinning processes, with the background cores."""
+    import numpy as np
+    from bench.timing import machine_busy_s
+    inputs, kernels = kernels_at(workload, (1, None))
+    calls = {"1": kernels[1], "default": kernels[None]}
     out = {}
     for n in (0, spinners):
         procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
