@@ -220,6 +220,46 @@ def _compose_transposes(node):
     return Node(P.transpose, (x,), {"perm": perm}, node.shape, node.dtype, node.loc, node.phase)
 
 
+def _swap_last_two(x):
+    """x with its last two axes swapped, composed with x's own transpose if it is one."""
+    n = len(x.shape)
+    swap = tuple(range(n - 2)) + (n - 1, n - 2)
+    shape = x.shape[:-2] + (x.shape[-1], x.shape[-2])
+    if x.prim is P.transpose:
+        perm = tuple(x.params["perm"][p] for p in swap)
+        if perm == tuple(range(n)):
+            return x.inputs[0]
+        return Node(P.transpose, x.inputs, {"perm": perm}, shape, x.dtype, x.loc, x.phase)
+    return Node(P.transpose, (x,), {"perm": swap}, shape, x.dtype, x.loc, x.phase)
+
+
+def transposed_products(graph):
+    """(a @ b)^T (the last two axes swapped) is b^T @ a^T where the product has no other use: a
+    product reads transposed operands in place, but its transposed result is a copy (the gradient
+    of k in attention's q @ k^T comes out as one)."""
+    uses = {}
+    for node in graph.nodes:
+        for x in node.inputs:
+            uses[x.id] = uses.get(x.id, 0) + 1
+    for o in graph.outputs:
+        uses[o.id] = uses.get(o.id, 0) + 1
+    new = {}
+    for node in graph.nodes:
+        inputs = tuple(new[x.id] for x in node.inputs)
+        product = node.inputs[0] if node.inputs else None
+        n = len(node.shape)
+        if node.prim is P.transpose and product.prim is P.matmul and uses[product.id] == 1 \
+                and node.params["perm"] == tuple(range(n - 2)) + (n - 1, n - 2):
+            a, b = inputs[0].inputs
+            new[node.id] = Node(P.matmul, (_swap_last_two(b), _swap_last_two(a)), {}, node.shape,
+                                node.dtype, node.loc, node.phase, node.name)
+        elif node.prim is P.input or all(x is y for x, y in zip(inputs, node.inputs)):
+            new[node.id] = node
+        else:
+            new[node.id] = _copy(node, inputs)
+    return Graph(graph.inputs, [new[o.id] for o in graph.outputs])
+
+
 _RULES_BY_PRIM = {}
 for _prim, _cond, _repl in RULES:
     _RULES_BY_PRIM.setdefault(_prim.name, []).append((_cond, _repl))
@@ -269,7 +309,7 @@ def dce(graph):
 
 from .loop_simplify import merge_loops, prune_loops   # noqa: E402
 
-PASSES = [fold_constants, algebra, cse, merge_loops, prune_loops, dce]
+PASSES = [fold_constants, algebra, cse, transposed_products, merge_loops, prune_loops, dce]
 
 
 def simplify(graph, max_rounds=6):

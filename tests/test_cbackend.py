@@ -1725,3 +1725,27 @@ def test_a_stack_of_matrices_times_a_matrix_is_one_product(dtype):
     stacked = gc.jit(lambda W, x: gc.transpose(x, (0, 2, 1)) @ W).lower(W, x.transpose(0, 2, 1))
     assert [(c[2], c[3], c[4]) for c in gemm_calls(stacked.c_source)] == [(6, 3, 5)]
     np.testing.assert_allclose(stacked.compile()(W, x.transpose(0, 2, 1)), x @ W, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_transposed_product_is_the_product_of_transposes(dtype):
+    """(a @ b)^T runs as b^T @ a^T (operands read transposed in place, no copy of the result)
+    when nothing else reads a @ b; otherwise the product is computed once and transposed."""
+    from gradc.simplify import simplify
+    rng = np.random.default_rng(RNG_SEED)
+    a, b = rng.standard_normal((3, 5, 4)).astype(dtype), rng.standard_normal((3, 4, 6)).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    alone = lambda a, b: gc.transpose(a @ b, (0, 2, 1)) * 2.0          # noqa: E731
+    shared = lambda a, b: (gc.transpose(a @ b, (0, 2, 1)), a @ b)       # noqa: E731
+    graph = simplify(gc.jit(alone).lower(a, b).graph)
+    assert [n.prim.name for n in graph.nodes if n.prim.name in ("matmul", "transpose")] == \
+        ["transpose", "transpose", "matmul"]
+    src = gc.jit(alone).lower(a, b).c_source
+    assert len(gemm_calls(src)) == 1 and "= transpose " not in src, src
+    for backend in ("c", "numpy"):
+        np.testing.assert_allclose(gc.jit(alone, backend=backend)(a, b),
+                                   (a @ b).transpose(0, 2, 1) * 2.0, **tol)
+        got_t, got = gc.jit(shared, backend=backend)(a, b)
+        np.testing.assert_allclose(got_t, (a @ b).transpose(0, 2, 1), **tol)
+        np.testing.assert_allclose(got, a @ b, **tol)
+    assert len(gemm_calls(gc.jit(shared).lower(a, b).c_source)) == 1
