@@ -157,7 +157,8 @@ class Call:
     """A node lowered on its own: matmul (BLAS), gather, scatter_add, concatenate, ...; a matmul
     with `into` is one term of a sum of products, written (beta 0) or added (beta 1) into the
     memory of the sum `into`; with `terms`, the terms of a stacked sum (stack.py) as one GEMM.
-    The schedule pass sets `blocks` for a product shared among threads (`axis` "rows" or "k")."""
+    The schedule pass sets `blocks` for a product shared among threads (`axis` "rows", "cols",
+    "batch" or "k")."""
     node: object
     index: int
     into: object = None
