@@ -1749,3 +1749,15 @@ def test_a_transposed_product_is_the_product_of_transposes(dtype):
         np.testing.assert_allclose(got_t, (a @ b).transpose(0, 2, 1), **tol)
         np.testing.assert_allclose(got, a @ b, **tol)
     assert len(gemm_calls(gc.jit(shared).lower(a, b).c_source)) == 1
+
+
+def test_kernels_that_link_openblas_link_with_gold_where_gcc_has_it():
+    """ld.bfd reading OpenBLAS's symbols cost ~18 ms of each such kernel's build."""
+    import shutil
+    flags = cbuild.blas_flags()
+    links = any(f.startswith("-l") for f in flags)
+    gcc = "clang" not in cbuild.compiler_identity(cbuild.find_compiler()).lower()
+    assert ("-fuse-ld=gold" in flags) == (links and gcc and shutil.which("ld.gold") is not None)
+    rng = np.random.default_rng(RNG_SEED)
+    a, b = rng.standard_normal((64, 32)), rng.standard_normal((32, 16))
+    np.testing.assert_allclose(gc.jit(lambda a, b: a @ b)(a, b), a @ b, rtol=1e-12, atol=1e-12)
