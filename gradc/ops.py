@@ -875,22 +875,11 @@ def matmul(a, b):
         raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not fit: inner dimensions "
                          f"{a2.shape[-1]!r} and {b2.shape[-2]!r} differ (at {user_location()})")
     batch = broadcast_shapes("matmul", a2.shape[:-2], b2.shape[:-2])
-    if b.ndim == 2 and batch and not _transposed(a2):
-        # A stack of matrices times one matrix is one product with the stack's rows as its rows:
-        # one big GEMM instead of a batch of small ones against copies of b, and b's gradient is
-        # one product too, not a batch of them summed. (A transposed stack would be copied to
-        # become rows; its batch of products reads it in place.)
-        rows = reshape(a2, (-1, a2.shape[-1]))
-        return reshape(bind(P.matmul, rows, b2), a.shape[:-1] + (b2.shape[-1],))
     a2 = broadcast_to(a2, batch + a2.shape[-2:])
     b2 = broadcast_to(b2, batch + b2.shape[-2:])
     out = bind(P.matmul, a2, b2)
     shape = batch + (a2.shape[-2],) * (a.ndim > 1) + (b2.shape[-1],) * (b.ndim > 1)
     return reshape(out, shape)
-
-
-def _transposed(x):
-    return isinstance(x, core.Tracer) and x.node.prim.name == "transpose"
 
 
 @export("dot")

@@ -23,9 +23,28 @@ def node_named(graph, prim):
 
 
 def test_pass_list_is_ordered_and_named():
-    assert [p.__name__ for p in L.PASSES] == ["batch_split", "products", "fusion", "loop_merging",
+    assert [p.__name__ for p in L.PASSES] == ["batch_split", "flat_products", "products", "fusion",
+                                              "loop_merging",
                                               "storage", "memory", "loop_bodies", "schedule",
                                               "outlining"]
+
+
+def test_flat_products_makes_a_batch_against_one_matrix_one_product(monkeypatch):
+    """x @ W for a stack x, and W's gradient: one product each, over the stack's rows; a graph
+    the batch split takes keeps its batches (the split follows a batch axis, not merged rows)."""
+    monkeypatch.setattr(split, "SPLIT_MIN_WORK", float("inf"))      # not a batch split
+    f = gc.value_and_grad(lambda W, x: gc.sum(gc.tanh(x @ W) ** 2), argnums=(0, 1))
+    g = graph_of(f, np.ones((5, 3)), np.ones((4, 6, 5)))
+    before = [n.shape for n in node_named(g, "matmul")]
+    assert sorted(before) == [(4, 5, 3), (4, 6, 3), (4, 6, 5)]
+    plan = plan_until(g, L.flat_products)
+    assert sorted(n.shape for n in node_named(plan.graph, "matmul")) == [(5, 3), (24, 3), (24, 5)]
+    assert not [n for n in node_named(plan.graph, "broadcast_to") if n.shape == (4, 5, 3)]
+    assert [n.shape for n in node_named(plan.graph, "sum")] == [()]         # the loss's only
+    monkeypatch.setattr(split, "SPLIT_MIN_WORK", 0)
+    kept = plan_until(g, L.flat_products, threads=2)
+    assert kept.split is not None and len(node_named(kept.graph, "matmul")) == 3
+    assert all(len(n.shape) == 3 for n in node_named(kept.graph, "matmul"))
 
 
 def test_products_fold_a_transposed_operand_read_only_by_products():

@@ -138,9 +138,7 @@ def test_outputs_of_every_kind_from_a_split_kernel(dtype, forced):
     W = RNG.standard_normal((4, 5)).astype(dtype)
 
     def f(x, W):
-        # (3, 8, 5), a batch of products: x @ W alone would be one product of x's 24 rows, whose
-        # rows mix the batch (axis 1) with axis 0, which the split does not follow
-        h = gc.tanh(x @ gc.broadcast_to(W, (3, 4, 5)))
+        h = gc.tanh(x @ W)                                  # (3, 8, 5)
         return h, gc.exp(h[0]), W * 2.0, gc.sum(h * h), gc.sum(h > 0)
     assert_same_as_interpreter(f, (x, W), np.dtype(dtype))
     s = split.find_split(graph_of(f, x, W), 2)
@@ -171,3 +169,21 @@ def test_an_index_out_of_range_in_one_block_raises(forced):
     bad[6] = 7                                      # in the second block
     with pytest.raises(IndexError):
         f(table, W, bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_rnn_with_its_input_projection_hoisted_still_splits(dtype, forced):
+    """xs @ Wx for all steps at once, (T, B, D) @ (D, H): the batch (axis 1) stays a batch of
+    products until after the split (flat_products makes one product only in kernels left whole)."""
+    Wx, Wh, b, xs, h0 = rnn_inputs(dtype)
+
+    def loss(Wx, Wh, b, xs, h0):
+        P = xs @ Wx + b
+        h = h0
+        for t in range(xs.shape[0]):
+            h = gc.tanh(P[t] + h @ Wh)
+        return gc.sum(h * h)
+    f = gc.value_and_grad(loss, argnums=(0, 1, 2))
+    assert_same_as_interpreter(f, (Wx, Wh, b, xs, h0), np.dtype(dtype))
+    s = split.find_split(graph_of(f, Wx, Wh, b, xs, h0), 2)
+    assert labels_of(s)[0] == [None, None, None, 1, 0]

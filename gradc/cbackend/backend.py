@@ -113,7 +113,7 @@ class CSource:
         self.split = self.plan.split
         block = self.plan.graph
         if self.split is None:
-            body, self.kernels = emit.generate(self.plan, name, _names(graph), static)
+            body, self.kernels = emit.generate(self.plan, name, _names(self.plan.graph), static)
             self.workspace_bytes = self.plan.workspace_bytes
         else:       # blocks of the batch on threads: one kernel for a block, run by a driver
             body, self.kernels = emit.generate(self.plan, f"{name}_block", _names(block),

@@ -3,6 +3,7 @@ graphs: each pass is a function plan -> plan that decides one thing, and `GRADC_
 the plan after each. Emission (emit.py) then walks the final plan and decides nothing.
 
   batch_split   rows of a batch independent of each other: lower one block's graph (split.py)
+  flat_products a batch of products against one matrix as one product over its rows (flatten.py)
   products      BLAS calls: operands read in place (transposed, offset), sums of products
   fusion        one step per node: a Loop for elementwise ops, views and reductions, else a Call
   loop_merging  loops of one domain merge into the earliest loop after what they read
@@ -17,7 +18,7 @@ import os
 
 import numpy as np
 
-from . import loops
+from . import flatten, loops
 from . import plan as P
 from . import split as split_module
 from .plan import Call, Loop, Plan
@@ -34,6 +35,15 @@ def batch_split(plan):
     if split is None:
         return plan
     return dataclasses.replace(plan, graph=split.block, split=split, threads=1)
+
+
+def flat_products(plan):
+    """Without a batch split: a batch of products against one matrix (`x @ W` for a stack x) is
+    one product over the batch's rows, and the sum of its gradient's products one product too
+    (flatten.py). The transformer step: 3.90 -> 3.39 ms (2-core AMD)."""
+    if plan.split is not None:
+        return plan      # the blocks' products are the batch's rows already
+    return dataclasses.replace(plan, graph=flatten.flat_products(plan.graph))
 
 
 def products(plan):
@@ -383,7 +393,7 @@ def outlining(plan):
     return dataclasses.replace(plan, outlined=outlined)
 
 
-PASSES = [batch_split, products, fusion, loop_merging, storage, memory, loop_bodies, schedule,
+PASSES = [batch_split, flat_products, products, fusion, loop_merging, storage, memory, loop_bodies, schedule,
           outlining]
 
 
