@@ -323,3 +323,19 @@ def test_a_wide_product_is_shared_by_columns(dtype, monkeypatch):
     assert "2 blocks of 128 columns" in lowered.c_source
     np.testing.assert_array_equal(lowered.compile()(x, W), one)
     np.testing.assert_allclose(one, np.tanh(x.astype(np.float64) @ W), rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_flat_products_of_a_sum_over_a_batch_of_stack_times_matrix(backend):
+    """sum over the batch of x @ W (found by the fuzzer, seed 20261222000036: the sum's product had
+    already become one product)."""
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((4, 6, 5)), rng.standard_normal((5, 3))
+    f = gc.jit(lambda x, W: gc.sum(x @ W, axis=0), backend=backend)
+    np.testing.assert_allclose(f(x, W), np.sum(x @ W, axis=0), rtol=1e-12, atol=1e-12)
+    g = gc.jit(gc.grad(lambda x, W: gc.sum(gc.sum(x @ W, axis=0) ** 2), argnums=(0, 1)), backend=backend)
+    want_x = np.broadcast_to(2 * np.sum(x @ W, axis=0) @ W.T, x.shape)
+    want_W = np.einsum("btd,tn->dn", x, 2 * np.sum(x @ W, axis=0))
+    got_x, got_W = g(x, W)
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_W, want_W, rtol=1e-12, atol=1e-12)

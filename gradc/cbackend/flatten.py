@@ -81,6 +81,8 @@ def _stack_times_matrix(node, inputs):
 
 def _sum_over_a_batch_of_products(node, product):
     """sum over the batch of x[b]^T @ g[b]: reshape(x, (B..r, m))^T @ reshape(g, (B..r, n))."""
+    if product.prim is not P.matmul:      # the product was made one product itself
+        return None
     batch = len(product.shape) - 2
     t, g = product.inputs
     if batch < 1 or tuple(node.params["axes"]) != tuple(range(batch)) \
