@@ -21,9 +21,11 @@ def _const(value, like):
     return Node(P.const, (), {"value": value}, value.shape, value.dtype, like.loc, like.phase)
 
 
-def rewrite(graph, visit):
-    """Rebuilds graph bottom-up: visit(node, inputs) returns the node to use (itself, a new one or an
-    existing one). Unreachable nodes disappear (dead-code elimination comes for free)."""
+def rewrite(graph, visit, originals=False):
+    """Rebuilds graph bottom-up: visit(node) returns the node to use (itself, a new one or an
+    existing one); with `originals`, visit(node, original), original being the node of `graph`
+    (to look up what was counted on it, such as its uses). Unreachable nodes disappear
+    (dead-code elimination comes for free)."""
     new = {}
     for node in graph.nodes:
         if node.prim is P.input:
@@ -31,8 +33,22 @@ def rewrite(graph, visit):
             continue
         inputs = tuple(new[i.id] for i in node.inputs)
         same = all(a is b for a, b in zip(inputs, node.inputs))
-        new[node.id] = visit(node if same else _copy(node, inputs))
+        rebuilt = node if same else _copy(node, inputs)
+        new[node.id] = visit(rebuilt, node) if originals else visit(rebuilt)
     return Graph(graph.inputs, [new[o.id] for o in graph.outputs])
+
+
+def use_counts(graph):
+    """node id -> how many inputs of other nodes and outputs of the graph are that node."""
+    uses = {}
+    for x in [x for node in graph.nodes for x in node.inputs] + list(graph.outputs):
+        uses[x.id] = uses.get(x.id, 0) + 1
+    return uses
+
+
+def swap_last_two(ndim):
+    """The permutation that swaps the last two axes of ndim (a matrix transpose of a stack)."""
+    return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
 
 
 # ---- constant folding ----------------------------------------------------------------------------
@@ -223,7 +239,7 @@ def _compose_transposes(node):
 def _swap_last_two(x):
     """x with its last two axes swapped, composed with x's own transpose if it is one."""
     n = len(x.shape)
-    swap = tuple(range(n - 2)) + (n - 1, n - 2)
+    swap = swap_last_two(n)
     shape = x.shape[:-2] + (x.shape[-1], x.shape[-2])
     if x.prim is P.transpose:
         perm = tuple(x.params["perm"][p] for p in swap)
@@ -237,27 +253,17 @@ def transposed_products(graph):
     """(a @ b)^T (the last two axes swapped) is b^T @ a^T where the product has no other use: a
     product reads transposed operands in place, but its transposed result is a copy (the gradient
     of k in attention's q @ k^T comes out as one)."""
-    uses = {}
-    for node in graph.nodes:
-        for x in node.inputs:
-            uses[x.id] = uses.get(x.id, 0) + 1
-    for o in graph.outputs:
-        uses[o.id] = uses.get(o.id, 0) + 1
-    new = {}
-    for node in graph.nodes:
-        inputs = tuple(new[x.id] for x in node.inputs)
-        product = node.inputs[0] if node.inputs else None
-        n = len(node.shape)
-        if node.prim is P.transpose and product.prim is P.matmul and uses[product.id] == 1 \
-                and node.params["perm"] == tuple(range(n - 2)) + (n - 1, n - 2):
-            a, b = inputs[0].inputs
-            new[node.id] = Node(P.matmul, (_swap_last_two(b), _swap_last_two(a)), {}, node.shape,
-                                node.dtype, node.loc, node.phase, node.name)
-        elif node.prim is P.input or all(x is y for x, y in zip(inputs, node.inputs)):
-            new[node.id] = node
-        else:
-            new[node.id] = _copy(node, inputs)
-    return Graph(graph.inputs, [new[o.id] for o in graph.outputs])
+    uses = use_counts(graph)
+
+    def visit(node, original):
+        if node.prim is P.transpose and node.inputs[0].prim is P.matmul \
+                and uses[original.inputs[0].id] == 1 \
+                and node.params["perm"] == swap_last_two(len(node.shape)):
+            a, b = node.inputs[0].inputs
+            return Node(P.matmul, (_swap_last_two(b), _swap_last_two(a)), {}, node.shape,
+                        node.dtype, node.loc, node.phase, node.name)
+        return node
+    return rewrite(graph, visit, originals=True)
 
 
 _RULES_BY_PRIM = {}

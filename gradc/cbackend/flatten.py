@@ -6,8 +6,9 @@ broadcasting), and W's gradient as the sum over b of x[b]^T @ g[b]. A GEMM over 
 the same arithmetic in one call, and the gradient is one product over B*T, not B products summed.
 The graph keeps the batched form until here because the batch split (split.py) follows a batch
 axis through it, but not through a reshape that merges the batch with other axes."""
-from ..ir import Graph, Node
+from ..ir import Node
 from .. import primitives as P
+from ..simplify import rewrite, swap_last_two, use_counts
 from ..symbolic import prod
 from .plan import is_view
 
@@ -16,30 +17,21 @@ def flat_products(graph):
     """graph with each product of a stack against one matrix, and each sum over a batch of
     products of a stack's transpose with another stack, as one product; graph itself where
     nothing changes or where the constants it passes would change order."""
-    uses = {}
-    for node in graph.nodes:
-        for x in node.inputs:
-            uses[x.id] = uses.get(x.id, 0) + 1
-    new, changed = {}, False
-    for node in graph.nodes:
-        inputs = tuple(new[x.id] for x in node.inputs)
+    uses = use_counts(graph)
+    changed = []
+
+    def visit(node, original):
         flat = None
         if node.prim is P.matmul and len(node.shape) > 2:
-            flat = _stack_times_matrix(node, inputs)
-        elif node.prim is P.sum and node.inputs[0].prim is P.matmul and uses[node.inputs[0].id] == 1:
-            flat = _sum_over_a_batch_of_products(node, inputs[0])
-        if flat is not None:
-            new[node.id], changed = flat, True
-        elif node.prim is P.input or all(x is y for x, y in zip(inputs, node.inputs)):
-            new[node.id] = node
-        else:
-            new[node.id] = Node(node.prim, inputs, node.params, node.shape, node.dtype, node.loc,
-                                node.phase, node.name)
-    if not changed:
-        return graph
-    flat = Graph(graph.inputs, [new[o.id] for o in graph.outputs])
+            flat = _stack_times_matrix(node, node.inputs)
+        elif node.prim is P.sum and original.inputs[0].prim is P.matmul \
+                and uses[original.inputs[0].id] == 1:
+            flat = _sum_over_a_batch_of_products(node, node.inputs[0])
+        changed.append(flat is not None)
+        return node if flat is None else flat
+    flat = rewrite(graph, visit, originals=True)
     # NOTE: a kernel's constant arrays are passed in the order of the caller's graph.
-    if [n.id for n in _consts(flat)] != [n.id for n in _consts(graph)]:
+    if not any(changed) or [n.id for n in _consts(flat)] != [n.id for n in _consts(graph)]:
         return graph
     return flat
 
@@ -54,17 +46,13 @@ def _like(node, prim, inputs, params, shape):
 
 def _one_matrix(x):
     """W where x is copies of a matrix W along a batch, W^T where x is those transposed; else None."""
-    swapped = x.prim is P.transpose and x.params["perm"] == _swap(len(x.shape))
+    swapped = x.prim is P.transpose and x.params["perm"] == swap_last_two(len(x.shape))
     base = x.inputs[0] if swapped else x
     if base.prim is not P.broadcast_to or len(base.inputs[0].shape) != 2 \
             or tuple(base.inputs[0].shape) != tuple(base.shape[-2:]):
         return None
     w = base.inputs[0]
     return _like(w, P.transpose, (w,), {"perm": (1, 0)}, w.shape[::-1]) if swapped else w
-
-
-def _swap(n):
-    return tuple(range(n - 2)) + (n - 1, n - 2)
 
 
 def _stack_times_matrix(node, inputs):
@@ -87,7 +75,7 @@ def _sum_over_a_batch_of_products(node, product):
     t, g = product.inputs
     if batch < 1 or tuple(node.params["axes"]) != tuple(range(batch)) \
             or tuple(node.shape) != tuple(product.shape[-2:]) \
-            or t.prim is not P.transpose or t.params["perm"] != _swap(len(t.shape)):
+            or t.prim is not P.transpose or t.params["perm"] != swap_last_two(len(t.shape)):
         return None
     x = t.inputs[0]
     if is_view(x) or is_view(g):
