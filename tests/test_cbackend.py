@@ -1761,3 +1761,38 @@ def test_kernels_that_link_openblas_link_with_gold_where_gcc_has_it():
     rng = np.random.default_rng(RNG_SEED)
     a, b = rng.standard_normal((64, 32)), rng.standard_normal((32, 16))
     np.testing.assert_allclose(gc.jit(lambda a, b: a @ b)(a, b), a @ b, rtol=1e-12, atol=1e-12)
+
+
+# ---- light headers: the C library declared, not parsed (csrc/gradc_runtime.h) ---------------------
+
+def test_jit_builds_declare_the_c_library_and_refuse_an_undeclared_function(fresh_cache):
+    from gradc.cbackend import build
+    assert "-DGRADC_LIGHT_HEADERS" in build.JIT_FLAGS
+    ok = ('#include "gradc_runtime.h"\n'
+          "float gradc_probe(float x) { return isnan(x) ? NAN : expf(x) + fmaxf(x, INFINITY); }\n")
+    build.compile_shared(ok, blas=False)
+    # j0f (a Bessel function) is in glibc's libm but not among the declarations: with <math.h>
+    # unparsed it must be a compile error, not an implicit int-returning function.
+    missing = '#include "gradc_runtime.h"\nfloat gradc_probe(float x) { return j0f(x); }\n'
+    with pytest.raises(gc.CompileError, match="j0f"):
+        build.compile_shared(missing, blas=False)
+
+
+def test_light_and_full_headers_compile_a_kernel_to_the_same_code(tmp_path):
+    """The declarations change how long the compiler parses, not what it makes of the kernel."""
+    from gradc.cbackend import build
+    cc = build.find_compiler()
+    if "clang" in build.compiler_identity(cc).lower():
+        pytest.skip("compared with GCC's assembly")
+    f = gc.jit(gc.value_and_grad(lambda x: gc.sum(gc.tanh(x) * gc.exp(-x) + gc.sqrt(gc.abs(x)))))
+    f(np.linspace(-2, 2, 1000, dtype=np.float32))
+    source = next(build.cache_dir().glob("*.c"))
+    asm = {}
+    for light in (True, False):
+        flags = [fl for fl in build.JIT_FLAGS if fl != "-shared" and (light or "LIGHT" not in fl)]
+        out = tmp_path / f"{light}.s"
+        subprocess.run([cc, *flags, "-DGRADC_VECTOR_MATH", f"-I{build.CSRC}", "-S", str(source),
+                        "-o", str(out)], check=True)
+        text = re.sub(r"\.L(FB|FE)\d+", "", out.read_text())    # function ordinals differ
+        asm[light] = [ln for ln in text.splitlines() if not ln.strip().startswith((".file", ".ident"))]
+    assert asm[True] == asm[False]

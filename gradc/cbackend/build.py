@@ -22,8 +22,11 @@ CSRC = next(p for p in (Path(__file__).resolve().parent.parent / "csrc",
                         Path(__file__).resolve().parent.parent.parent / "csrc") if p.is_dir())
 # NOTE: -O2 compiles about twice as fast as -O3; the dynamic cost model keeps -O3's vectorisation
 # of the fused loops (without it an RNN step with tanh runs 4x slower).
-JIT_FLAGS = ["-pipe", "-O2", "-fvect-cost-model=dynamic", "-march=native", "-mprefer-vector-width=512", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
-             "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD"]
+# -DGRADC_LIGHT_HEADERS: the C library declared, not parsed (csrc/gradc_runtime.h).
+JIT_FLAGS = ["-pipe", "-O2", "-fvect-cost-model=dynamic", "-march=native",
+             "-mprefer-vector-width=512", "-std=c99", "-fPIC", "-shared", "-fno-math-errno",
+             "-fno-semantic-interposition", "-fopenmp-simd", "-DGRADC_OPENMP_SIMD",
+             "-DGRADC_LIGHT_HEADERS", "-Werror=implicit-function-declaration"]
 # NOTE: big kernels (unrolled loops, whole training steps) compile at -O1 with the vectoriser:
 # measured on a 2-core AMD EPYC (CPU time, one thread, two runs each), cc for rnn[64] 285 -> 250
 # ms at 390 -> 392 us a call, the transformer step 285 -> 253 ms at 5.18 -> 5.30 ms a call; small,
