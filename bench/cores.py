@@ -31,11 +31,13 @@ print(n / (time.perf_counter() - start))
 """
 
 
+ONE_THREAD = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
 def rate(core, seconds):
     """Products a second on `core`, in a fresh one-thread process."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", WORK.format(core=core, seconds=seconds)], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", WORK.format(core=core, seconds=seconds)],
+                         env=ONE_THREAD, capture_output=True, text=True, check=True)
     return float(out.stdout)
 
 
@@ -51,8 +53,7 @@ def main(argv=None):
     while time.time() < end:
         alone = rate(last, 0.4)
         companion = subprocess.Popen([sys.executable, "-c", WORK.format(core=first, seconds=0.8)],
-                                     env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
-                                     stdout=subprocess.DEVNULL)
+                                     env=ONE_THREAD, stdout=subprocess.DEVNULL)
         try:
             together = rate(last, 0.4)
         finally:

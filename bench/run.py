@@ -11,6 +11,7 @@ An engine that is not installed is skipped for the rest of the run with a note.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -51,14 +52,20 @@ def run_worker(engine, workload, mode, env, quick):
     return {"status": "failed", "error": f"{mode} worker died ({how}): {tail}"}
 
 
+@contextlib.contextmanager
+def _empty_cache(engine):
+    """(environment, folder) for a worker of `engine` whose disk cache starts empty."""
+    with tempfile.TemporaryDirectory(prefix="gradc-bench-cache-") as cache:
+        yield {**os.environ, **ENGINES[engine].cache_env(cache)}, cache
+
+
 def _median_cold_setup(engine, workload, first_s, quick):
     """The median of COLD_REPEATS cold setups, each in a fresh process with an empty cache (one
     cold process can land on a busy moment: elem[1e7]'s took 149 ms in one run and 79 ms for the
     same kernel beside it). Setups over COLD_REPEAT_MAX_S are measured once."""
     setups = [first_s]
     while first_s < COLD_REPEAT_MAX_S and len(setups) < COLD_REPEATS:
-        with tempfile.TemporaryDirectory(prefix="gradc-bench-cache-") as cache:
-            env = {**os.environ, **ENGINES[engine].cache_env(cache)}
+        with _empty_cache(engine) as (env, _):
             again = run_worker(engine, workload, "setup", env, quick)
         if again["status"] != "ok":
             break
@@ -68,8 +75,7 @@ def _median_cold_setup(engine, workload, first_s, quick):
 
 def measure_pair(engine, workload, quick):
     """Cold (+ warm) workers for one pair, merged into one result record."""
-    with tempfile.TemporaryDirectory(prefix="gradc-bench-cache-") as cache:
-        env = {**os.environ, **ENGINES[engine].cache_env(cache)}
+    with _empty_cache(engine) as (env, cache):
         cold = run_worker(engine, workload, "cold", env, quick)
         res = {"workload": workload, "engine": engine, "peer": ENGINES[engine].peer,
                **{k: v for k, v in cold.items() if k not in ("mode", "setup_s")}}
