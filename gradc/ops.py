@@ -120,6 +120,14 @@ def _float(x):
     return x if dtypes.is_float(x.dtype) else bind(P.cast, x, dtype=dtypes.float64)
 
 
+def _promote_float(x, y):
+    """x and y at their common dtype, a float one (integers and bools compute as float64, as in
+    NumPy). Promoted before the float conversion: a Python scalar stays weakly typed (float32 x
+    with 1.5 is float32), which converting it to an array first would lose."""
+    x, y = _promote(x, y)
+    return (x, y) if dtypes.is_float(x.dtype) else (_float(x), _float(y))
+
+
 # The NumPy expression each generated function's docstring example compares with, and the
 # example's input where [0.5, 1.5] is outside the function's domain.
 _NUMPY_FORM = {"sigmoid": "1 / (1 + np.exp(-x))", "softplus": "np.log1p(np.exp(x))",
@@ -144,10 +152,7 @@ def _unary_float(prim, ufunc=True):
 
 def _binary_float(prim):
     def op(x, y):
-        x, y = _promote(x, y)
-        if not dtypes.is_float(x.dtype):
-            x, y = _float(x), _float(y)
-        return _elementwise(prim, x, y)
+        return _elementwise(prim, *_promote_float(x, y))
     op.__name__ = prim.name
     op.__qualname__ = prim.name
     op.__doc__ = (f"Elementwise np.{prim.name}(x, y) with broadcasting; differentiable.\n\n"
@@ -212,10 +217,7 @@ def divide(x, y):
     >>> gc.divide(np.array([1, 2]), 4)
     array([0.25, 0.5 ])
     """
-    x, y = _promote(x, y)
-    if not dtypes.is_float(x.dtype):
-        x, y = _float(x), _float(y)
-    return _elementwise(P.div, x, y)
+    return _elementwise(P.div, *_promote_float(x, y))
 
 
 @export(ufunc="power")

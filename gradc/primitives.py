@@ -150,9 +150,10 @@ arctan2 = binary("arctan2", np.arctan2,
                  "atan2{f}({0}, {1})", public=True)
 hypot = binary("hypot", np.hypot, lambda x, y, out: [x / out, y / out], "hypot{f}({0}, {1})",
                public=True)
-# fmod(x, y) = x - trunc(x / y) * y; mod, remainder and floor_divide are composed from it.
+# fmod(x, y) = x - trunc(x / y) * y on floats; gc.fmod (integers too), mod, remainder and
+# floor_divide are composed from it (elementwise.py).
 fmod = binary("fmod", np.fmod, lambda x, y, out: [G.ones_like(x), -G.trunc(x / y)],
-              "fmod{f}({0}, {1})", public=True)
+              "fmod{f}({0}, {1})")
 
 
 add = define(Primitive("add", "binary", np.add, _same_shape("add"),

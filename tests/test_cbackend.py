@@ -1079,7 +1079,8 @@ def _unary_all(x):
 def _binary_all(x, y):
     p = gc.abs(x) + 0.5
     return gc.sum(x + y - x * y + x / (gc.abs(y) + 1) + gc.power(p, y) + gc.maximum(x, y)
-                  + gc.minimum(x, y) + gc.clip(x, -0.5, 0.5) + x ** 2 + 2.0 ** y)
+                  + gc.minimum(x, y) + gc.clip(x, -0.5, 0.5) + x ** 2 + 2.0 ** y
+                  + gc.fmod(x, gc.abs(y) + 1))
 
 
 def _compare_where(x, y):

@@ -1423,3 +1423,39 @@ def test_power_with_integer_exponents_at_zero(backend):
     x = np.array([0.0, -1.5, 2.0])
     for n, want in [(0, np.zeros(3)), (1, np.ones(3)), (2, 2 * x), (3, 3 * x ** 2)]:
         assert_grads_everywhere(lambda x: gc.sum(x ** n), (x,), 0, want, backend)
+
+
+# ---- result dtypes with Python scalars and integers, as NumPy's (found by the fuzzer) --------------
+
+def _binary_ops():
+    from gradc.fuzz import catalog
+    cats = catalog.catalogue()
+    return cats["binary"] + cats["compare"]
+
+
+@pytest.mark.parametrize("name", _binary_ops())
+def test_binary_op_result_dtype_is_numpys(name):
+    """NEP 50: a Python scalar is weakly typed (float32 x with 1.225 stays float32); integers keep
+    their dtype where NumPy's op does (fmod). np.logaddexp(x32, 1.225) once gave float64."""
+    np_fn = getattr(np, name)
+    fns = {"gc": getattr(gc, name), "jit": gc.jit(lambda a, b: np_fn(a, b)),
+           "jit numpy": gc.jit(lambda a, b: np_fn(a, b), backend="numpy")}
+    x32, ints = np.array([0.5, 1.25], np.float32), np.array([3, 7])
+    for a, b in ((x32, 1.225), (1.225, x32), (x32, 2), (ints, 1.5), (ints, np.array([2, 5])),
+                 (x32, np.float64(2.0)), (x32, ints)):
+        want = np.asarray(np_fn(a, b)).dtype
+        for how, fn in fns.items():
+            if how != "gc" and not isinstance(a, np.ndarray):
+                continue          # a jitted function's arguments are arrays
+            assert np.asarray(fn(a, b)).dtype == want, (name, how, a, b)
+
+
+@pytest.mark.parametrize("name", ["mod", "remainder", "floor_divide", "fmod"])
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_integer_division_ops_by_zero_give_zero_as_numpy(name, backend):
+    a, b = np.array([5, -7, 0, 7, -9]), np.array([0, 3, 0, -2, 4])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = getattr(np, name)(a, b)
+    got = gc.jit(lambda a, b: getattr(np, name)(a, b), backend=backend)(a, b)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
