@@ -20,7 +20,8 @@ ADAPTERS = ("(gc.abs({0}) + 0.5)", "(gc.tanh({0}) * 0.9)", "(gc.sigmoid({0}) * 0
 WEIGHTS = {"unary": 3, "binary": 3, "reduction": 2, "axis_op": 0.5, "matmul": 1.5, "reshape": 1,
            "transpose": 1, "slice": 1, "gather": 0.8, "expand_dims": 0.5, "squeeze": 0.5,
            "broadcast_to": 0.5, "concatenate": 0.7, "stack": 0.5, "where": 1, "clip": 0.7,
-           "label_loss": 0.4, "pair_loss": 0.4}
+           "label_loss": 0.4, "pair_loss": 0.4, "rearrange": 1.5, "join": 0.4, "split": 0.4,
+           "product": 1, "linalg": 0.8}
 
 
 def random_shape(rng, max_ndim=4):
@@ -92,7 +93,7 @@ class Builder:
             ok = smooth_at(run, [self.vals[a] for a in args], self.rng)
         except Exception:      # noqa: BLE001 - a proposal gradc refuses is not generated
             return None
-        if not ok:
+        if not ok or not gradc_accepts(run, [self.vals[a] for a in args]):
             return None
         var = f"v{len(self.stmts)}"
         self.stmts.append(Stmt(var, template, tuple(args)))
@@ -109,6 +110,20 @@ class Builder:
                 del self.vals[name]
             del self.inputs[mark:]
         return var
+
+
+def gradc_accepts(run, values):
+    """False where gradc refuses the statement on its own values (a NumPy spelling, or an argument
+    of one, that gradc does not implement raises NotImplementedError naming itself; on arrays the
+    np.* spellings ran NumPy). Other errors are left for the check to report as failures."""
+    try:
+        with np.errstate(all="ignore"):
+            run(*[gc.tensor(v) for v in values])
+    except NotImplementedError:
+        return False
+    except Exception:      # noqa: BLE001 - reported by the check, with the program
+        pass
+    return True
 
 
 def smooth_at(run, values, rng):
@@ -495,13 +510,168 @@ def make_pair_loss(b, name):
     return f"gc.{name}({{0}}, {{1}})", (v, b.operand(b.shape(v)))
 
 
+def _axis(b, ndim):
+    return int(b.rng.integers(-ndim, ndim))
+
+
+def _indices(b, dim, shape, negative=True):
+    return "np.array(%r)" % b.rng.integers(-dim if negative else 0, dim, shape).tolist()
+
+
+def make_rearrange(b, name):
+    """Reorderings, repetitions and selections of one array's elements (and round, cumsum)."""
+    rng = b.rng
+    v = b.pick(lambda x: x.ndim >= (2 if name in ("diagonal", "trace", "tril", "triu",
+                                                   "swapaxes", "moveaxis") else 1))
+    if v is None:
+        return None
+    s = b.shape(v)
+    nd, ax = len(s), _axis(b, len(s))
+    k = int(rng.integers(-1, 2))
+    two = [int(a) for a in rng.choice(nd, 2, replace=False)] if nd >= 2 else [0, 0]
+    forms = {
+        "cumsum": ["gc.cumsum({0}, axis=%d)" % ax, "np.cumsum({0})", "{0}.cumsum(%d)" % ax],
+        "cumprod": ["gc.cumprod({0}, axis=%d)" % ax, "np.cumprod({0}, axis=%d)" % ax],
+        "flip": ["gc.flip({0}, axis=%d)" % ax, "np.flip({0})", "gc.flip({0}, axis=(%d,))" % ax],
+        "roll": ["gc.roll({0}, %d, axis=%d)" % (int(rng.integers(-3, 4)), ax),
+                 "np.roll({0}, %d)" % int(rng.integers(-5, 6))],
+        "pad": ["gc.pad({0}, %d)" % int(rng.integers(1, 3)),
+                "np.pad({0}, %r, mode=%r)" % (tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+                                                     for _ in s), b.choice(["constant", "edge",
+                                                                            "reflect", "wrap"])),
+                "gc.pad({0}, 1, constant_values=%s)" % scalar_text(rng)],
+        "tile": ["gc.tile({0}, %d)" % int(rng.integers(1, 3)),
+                 "np.tile({0}, %r)" % (tuple(int(r) for r in rng.integers(1, 3, int(rng.integers(1, 4)))),)],
+        "repeat": ["gc.repeat({0}, %d, axis=%d)" % (int(rng.integers(1, 3)), ax),
+                   "np.repeat({0}, %r, axis=%d)" % (rng.integers(0, 3, s[ax]).tolist(), ax),
+                   "gc.repeat({0}, 2)"],
+        "diag": ["gc.diag({0}, k=%d)" % k, "np.diag({0})"],
+        "diagonal": ["gc.diagonal({0}, %d, %d, %d)" % (k, *two), "np.diagonal({0})",
+                     "{0}.diagonal()"],
+        "trace": ["gc.trace({0}, %d, %d, %d)" % (k, *two), "np.trace({0})", "{0}.trace()"],
+        "tril": ["gc.tril({0}, k=%d)" % k, "np.tril({0})"],
+        "triu": ["gc.triu({0}, k=%d)" % k, "np.triu({0})"],
+        "swapaxes": ["gc.swapaxes({0}, %d, %d)" % tuple(two), "np.swapaxes({0}, %d, %d)" % tuple(two),
+                     "{0}.swapaxes(%d, %d)" % tuple(two)],
+        "moveaxis": ["gc.moveaxis({0}, %d, %d)" % tuple(two), "np.moveaxis({0}, %d, %d)" % tuple(two)],
+        "take": ["gc.take({0}, %s, axis=%d)" % (_indices(b, s[ax], int(rng.integers(1, 4))), ax),
+                 "np.take({0}, %s)" % _indices(b, int(np.prod(s)), (2, 2))],
+        "take_along_axis": ["gc.take_along_axis({0}, %s, axis=%d)" % (
+            _indices(b, s[ax], s[:ax % nd] + (int(rng.integers(1, 4)),) + s[ax % nd + 1:],
+                     negative=False), ax)],
+        "ravel": ["gc.ravel({0})", "np.ravel({0})", "{0}.ravel()", "{0}.flatten()"],
+        "copy": ["gc.copy({0})", "np.copy({0})", "{0}.copy()"],
+        "atleast_3d": ["gc.atleast_3d({0})"],
+        "round": ["gc.round({0}, %d)" % int(rng.integers(0, 3)), "np.round({0}, 1)"],
+        "sliding_window_view": ["gc.sliding_window_view({0}, %d, axis=%d)" % (
+            int(rng.integers(1, s[ax] + 1)), ax)],
+    }
+    return b.choice(forms[name]), (v,)
+
+
+def make_join(b, name):
+    v = b.pick()
+    if v is None:
+        return None
+    args = [v] + [v if b.rng.random() < 0.3 else b.operand(b.shape(v))
+                  for _ in range(int(b.rng.integers(1, 3)))]
+    names = sorted(set(args), key=args.index)
+    items = ", ".join("{%d}" % names.index(a) for a in args)
+    return b.choice([f"gc.{name}([%s])", f"np.{name}((%s,))"]) % items, tuple(names)
+
+
+def make_split(b, name):
+    rng = b.rng
+    v = b.pick(lambda x: x.ndim >= (2 if name == "vsplit" else 1))
+    if v is None:
+        return None
+    s = b.shape(v)
+    ax = {"hsplit": 1 if len(s) > 1 else 0, "vsplit": 0}.get(name, _axis(b, len(s)))
+    d = s[ax]
+    sections = [n for n in range(1, d + 1) if d % n == 0] if name != "array_split" else \
+        list(range(1, d + 2))
+    how = (repr(b.choice(sections)) if rng.random() < 0.6
+           else repr(sorted(rng.integers(0, d + 1, int(rng.integers(1, 3))).tolist())))
+    axis = ", axis=%d" % ax if name in ("split", "array_split") else ""
+    return (f"gc.{name}({{0}}, {how}{axis})[0]" if rng.random() < 0.5 else
+            f"np.{name}({{0}}, {how}{axis})[-1]"), (v,)
+
+
+def _letters(rng, count, used=""):
+    free = [c for c in "abcdefgh" if c not in used]
+    return "".join(free[:count])
+
+
+def make_product(b, name):
+    rng = b.rng
+    a = b.pick(lambda x: x.ndim >= 1)
+    if a is None:
+        return None
+    s = b.shape(a)
+    if name == "outer":
+        return b.choice(["gc.outer({0}, {1})", "np.outer({0}, {1})"]), (
+            a, b.operand(random_shape(rng, 2)))
+    if name == "vdot":
+        return b.choice(["gc.vdot({0}, {1})", "np.vdot({0}, {1})"]), (a, b.operand(s))
+    if name == "inner":
+        other = tuple(int(d) for d in rng.integers(1, 4, int(rng.integers(0, 2)))) + (s[-1],)
+        return b.choice(["gc.inner({0}, {1})", "np.inner({0}, {1})"]), (a, b.operand(other))
+    if name == "tensordot":
+        n = int(rng.integers(0, min(len(s), 2) + 1))
+        other = s[len(s) - n:] + tuple(int(d) for d in rng.integers(1, 4, int(rng.integers(0, 2))))
+        return "gc.tensordot({0}, {1}, axes=%d)" % n, (a, b.operand(other))
+    # einsum: the operands' letters share some sizes; the output keeps a random subset.
+    la = _letters(rng, len(s))
+    if len(s) >= 2 and s[0] == s[1] and rng.random() < 0.2:      # a diagonal: "ii->i", "ii"
+        la = la[0] + la[0] + la[2:]
+    sizes = dict(zip(la, s))
+    if rng.random() < 0.3:
+        inputs, args = [la], [a]
+    else:
+        shared = [c for c in dict.fromkeys(la) if rng.random() < 0.5]
+        lb = "".join(shared) + _letters(rng, int(rng.integers(0, 2)), la)
+        lb = "".join(rng.permutation(list(lb))) if lb else lb
+        sizes.update({c: int(rng.integers(1, 4)) for c in lb if c not in sizes})
+        inputs, args = [la, lb], [a, b.operand(tuple(sizes[c] for c in lb))]
+    letters = list(dict.fromkeys("".join(inputs)))
+    out = "".join(c for c in rng.permutation(letters) if rng.random() < 0.5)
+    spec = ",".join(inputs) + ("" if rng.random() < 0.15 else "->" + out)
+    slots = ", ".join("{%d}" % i for i in range(len(args)))
+    return b.choice(["gc.einsum(%r, %s)", "np.einsum(%r, %s)"]) % (spec, slots), tuple(args)
+
+
+def make_linalg(b, name):
+    """A linalg op on well-conditioned matrices made from a variable: M = 0.2 tanh(v) + I is
+    diagonally dominant (invertible, det in about [0.2, 3]); M M^T is positive definite."""
+    rng, name = b.rng, name.split(".")[-1]
+    v = b.pick(lambda x: x.ndim >= 2 and x.shape[-1] == x.shape[-2])
+    if v is None or rng.random() < 0.3:
+        n = int(rng.integers(1, 4))
+        v = b.operand(((2,) if rng.random() < 0.3 else ()) + (n, n))
+    s = b.shape(v)
+    n = s[-1]
+    m = "(gc.tanh({0}) * 0.2 + np.eye(%d))" % n
+    lib = b.choice(["gc.linalg", "np.linalg"])
+    if name == "solve":
+        rhs = (n,) if rng.random() < 0.3 else s[:-2] + (n, int(rng.integers(1, 3)))
+        return f"{lib}.solve({m}, {{1}})", (v, b.operand(rhs))
+    if name == "cholesky":
+        spd = f"({m} @ gc.swapaxes({m}, -1, -2))"
+        return f"{lib}.cholesky({spd}{', upper=True' if rng.random() < 0.3 else ''})", (v,)
+    if name == "slogdet":
+        return f"{lib}.slogdet({m})[%d]" % int(rng.integers(0, 2)), (v,)
+    return f"{lib}.{name}({m})", (v,)
+
+
 MAKERS = {"unary": make_unary, "binary": make_binary, "reduction": make_reduction,
           "axis_op": make_axis_op, "matmul": make_matmul, "reshape": make_reshape,
           "transpose": make_transpose, "slice": make_slice, "gather": make_gather,
           "expand_dims": make_expand_dims, "squeeze": make_squeeze,
           "broadcast_to": make_broadcast_to, "concatenate": make_concatenate,
           "stack": make_stack, "where": make_where, "clip": make_clip,
-          "label_loss": make_label_loss, "pair_loss": make_pair_loss}
+          "label_loss": make_label_loss, "pair_loss": make_pair_loss,
+          "rearrange": make_rearrange, "join": make_join, "split": make_split,
+          "product": make_product, "linalg": make_linalg}
 
 
 def categories():
@@ -565,9 +735,9 @@ def generate(seed, max_stmts=12):
     if split and rng.random() < 0.6 and b.stmts:    # a loss over the batch: partial sums
         last = b.stmts[-1].var
         b.add(b.choice(["gc.mean({0})", "gc.sum({0}, axis=0)", "np.sum({0} ** 2)"]), (last,))
-    if not b.stmts:
-        b.add("({0} * 1.5)", (b.inputs[0][0],))
     floats = [s.var for s in b.stmts if b.vals[s.var].dtype.kind == "f"]
+    if not floats:          # none yet, or only bool / int results (np.any, count_nonzero ...)
+        floats = [b.add("({0} * 1.5)", (b.inputs[0][0],))]
     outputs = [floats[-1]] + [v for v in floats[:-1] if rng.random() < 0.15][:2]
     used = {a for s in b.stmts for a in s.args}
     inputs = tuple((n, v) for n, v in b.inputs if n in used)

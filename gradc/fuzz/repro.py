@@ -95,7 +95,8 @@ def text(program, kind, detail="", full=False):
     else:
         call = ("args = [[[a.astype(dtype) for a in part] for part in (xs, ts, cs)] for dtype in "
                 f"{dtypes!r}]\nexpected = gc.jit(each_dtype, backend=\"numpy\")(*args)")
-        got = "gc.jit(each_dtype)(*args)"
+        # an "(eager)" finding: the un-jitted transforms disagreed with the reference
+        got = "each_dtype(*args)" if "(eager)" in kind else "gc.jit(each_dtype)(*args)"
     harness = HARNESS.format(body=BODIES[part], call=call, got=got,
                              xs=", ".join(map(array_text, xs)),
                              ts=", ".join(map(array_text, ts)), cs=", ".join(map(array_text, cs)),
