@@ -88,8 +88,11 @@ def _rewire(graph, replace):
         if not node.inputs:
             new[node.id] = node
             continue
-        inputs = tuple(new[i.id] for i in node.inputs)
-        result = replace(node, inputs) if node.prim is P.scan else None
+        # NOTE: a scan reading a replaced scan reads the old packed value (rebuilt), as any other
+        # reader: given the new packed node, a merged second loop of two chained fori_loops took
+        # the first loop's saved steps as its carry (found by the fuzzer).
+        result = replace(node, tuple(packed(i) if i.id in moved else new[i.id]
+                                     for i in node.inputs)) if node.prim is P.scan else None
         if result is not None:
             new[node.id], moved[node.id] = result
             continue

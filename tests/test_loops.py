@@ -76,6 +76,29 @@ def test_fori_loop_closes_over_traced_values(backend):
     gc.check_grad(loss, x, k)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_of_a_loop_whose_carry_starts_at_another_loops_result(backend):
+    """Reverse mode keeps each loop and its residual-saving twin; merge_loops makes the twins
+    one node. The second loop's start was then given the first merged node whole (its carry and
+    saved steps): the interpreter raised a broadcast error (found by the fuzzer)."""
+    def f(x):
+        c = gc.fori_loop(1, 2, lambda i, c: c * 0.9 + gc.tanh(c) * 0.3 * i, x)
+        return gc.fori_loop(0, 2, lambda i, c: gc.sin(c * 0.8) + x * 0.5, c)
+
+    def unrolled(x):
+        c = x * 0.9 + gc.tanh(x) * 0.3
+        for _ in range(2):
+            c = gc.sin(c * 0.8) + x * 0.5
+        return c
+    x, w = np.array([[-0.78, 0.4]]), np.array([[0.92, -0.3]])
+    loss = lambda x: gc.sum(f(x) * w)                                            # noqa: E731
+    got = gc.jit(gc.value_and_grad(loss), backend=backend)(x)
+    want = gc.value_and_grad(lambda x: gc.sum(unrolled(x) * w))(x)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-12)
+    gc.check_grad(loss, x)
+
+
 def test_fori_loop_python_carry_takes_body_dtype():
     x = np.float32(0.5)
     out = gc.jit(lambda x: gc.fori_loop(0, 3, lambda i, c: c * 0.5 + x, 1.0), backend="numpy")(x)
