@@ -70,12 +70,14 @@ def test_catalogue_covers_every_exported_op():
     assert catalog.unclassified() == []
     assert {n for n in registry.PUBLIC if n not in catalog.NOT_OPS} <= taken
     assert {f"linalg.{n}" for n in catalog.LINALG} <= taken
+    assert {f"random.{n}" for n in catalog.RANDOM} | {"scan", "fori_loop"} <= taken
     for name in ("cumsum", "pad", "take_along_axis", "einsum", "tensordot", "split", "hstack",
                  "logaddexp", "var", "norm"):
         assert name in taken, name
 
 
-@pytest.mark.parametrize("category", ["rearrange", "join", "split", "product", "linalg"])
+@pytest.mark.parametrize("category", ["rearrange", "join", "split", "product", "linalg", "loop",
+                                      "random"])
 def test_each_new_category_makes_statements(category):
     """Each hand-written category's maker proposes statements that run and are kept."""
     kept = set()

@@ -31,13 +31,16 @@ NAMED = {"matmul": "matmul", "dot": "matmul", "reshape": "reshape", "transpose":
          **dict.fromkeys(("hstack", "vstack", "dstack", "column_stack"), "join"),
          **dict.fromkeys(("split", "array_split", "hsplit", "vsplit"), "split"),
          **dict.fromkeys(("outer", "inner", "vdot", "tensordot", "einsum"), "product"),
-         **dict.fromkeys(("inv", "solve", "det", "slogdet", "cholesky"), "linalg")}
+         **dict.fromkeys(("inv", "solve", "det", "slogdet", "cholesky"), "linalg"),
+         **dict.fromkeys(("scan", "fori_loop"), "loop"),
+         **dict.fromkeys(("uniform", "normal", "bernoulli"), "random")}
 # Exported functions that are not ops on float values (constructors, dtype changes, helpers).
 # stop_gradient: finite differences see the identity, its gradient is 0 by definition.
 NOT_OPS = {"astype", "zeros_like", "ones_like", "one_hot", "stop_gradient", "arange", "array",
            "asarray", "empty", "empty_like", "eye", "full", "full_like", "linspace", "ones",
            "zeros", "at"}
 LINALG = ("inv", "solve", "det", "slogdet", "cholesky")
+RANDOM = ("uniform", "normal", "bernoulli")     # gc.random's draws (key and split are helpers)
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,6 +53,8 @@ def public_ops():
         if not name.startswith("_") and callable(fn) and getattr(fn, "__module__", "") == "gradc.nn":
             found["nn." + name] = fn
     found.update({f"linalg.{name}": getattr(gc.linalg, name) for name in LINALG})
+    found.update({f"random.{name}": getattr(gc.random, name) for name in RANDOM})
+    found.update(scan=gc.scan, fori_loop=gc.fori_loop)
     return found
 
 

@@ -21,7 +21,7 @@ WEIGHTS = {"unary": 3, "binary": 3, "reduction": 2, "axis_op": 0.5, "matmul": 1.
            "transpose": 1, "slice": 1, "gather": 0.8, "expand_dims": 0.5, "squeeze": 0.5,
            "broadcast_to": 0.5, "concatenate": 0.7, "stack": 0.5, "where": 1, "clip": 0.7,
            "label_loss": 0.4, "pair_loss": 0.4, "rearrange": 1.5, "join": 0.4, "split": 0.4,
-           "product": 1, "linalg": 0.8}
+           "product": 1, "linalg": 0.8, "loop": 0.6, "random": 0.4}
 
 
 def random_shape(rng, max_ndim=4):
@@ -663,6 +663,48 @@ def make_linalg(b, name):
     return f"{lib}.{name}({m})", (v,)
 
 
+def make_loop(b, name):
+    """gc.fori_loop / gc.scan with a small smooth body: one loop node, whose derivatives are loops
+    too; the body may close over another variable."""
+    rng = b.rng
+    c = b.pick()
+    if c is None:
+        return None
+    s = b.shape(c)
+    act = b.choice(["gc.tanh", "gc.sin", "gc.sigmoid", "np.cos"])
+    if name == "fori_loop":
+        n = int(rng.integers(0, 4))
+        if rng.random() < 0.5:
+            return ("gc.fori_loop(0, %d, lambda i, c: %s(c * 0.8) + {1} * 0.5, {0})" % (n, act),
+                    (c, b.operand(s)))
+        return "gc.fori_loop(1, %d, lambda i, c: c * 0.9 + %s(c) * 0.3 * i, {0})" % (n + 1, act), (c,)
+    xs = b.operand((int(rng.integers(1, 4)),) + s)
+    body = b.choice(["lambda c, x: (c * 0.7 + %s(x), c * x)" % act,
+                     "lambda c, x: (%s(c + x), c - x)" % act,
+                     "lambda c, x: (c * {2} + x * 0.5, %s(c) * x)" % act])
+    args = (c, xs, b.operand(s)) if "{2}" in body else (c, xs)
+    reverse = ", reverse=True" if rng.random() < 0.3 else ""
+    return "gc.scan(%s, {0}, {1}%s)[%d]" % (body, reverse, int(rng.integers(0, 2))), args
+
+
+def make_random(b, name):
+    """A value times (or masked by) random numbers from a fixed key: the C kernel's Threefry
+    against the interpreter's, and gradients through the draws' uses."""
+    rng = b.rng
+    v = b.pick()
+    if v is None:
+        return None
+    key = "gc.random.key(%d)" % int(rng.integers(0, 1000))
+    if rng.random() < 0.3:
+        key = "gc.random.split(%s, 3)[%d]" % (key, int(rng.integers(0, 3)))
+    shape = b.shape(v)
+    if name.endswith("uniform"):
+        return "({0} * gc.random.uniform(%s, %r, minval=0.5, maxval=1.5))" % (key, shape), (v,)
+    if name.endswith("normal"):
+        return "({0} + 0.1 * gc.random.normal(%s, %r, dtype=np.float64))" % (key, shape), (v,)
+    return "gc.where(gc.random.bernoulli(%s, 0.7, %r), {0} / 0.7, 0.0)" % (key, shape), (v,)
+
+
 MAKERS = {"unary": make_unary, "binary": make_binary, "reduction": make_reduction,
           "axis_op": make_axis_op, "matmul": make_matmul, "reshape": make_reshape,
           "transpose": make_transpose, "slice": make_slice, "gather": make_gather,
@@ -671,7 +713,8 @@ MAKERS = {"unary": make_unary, "binary": make_binary, "reduction": make_reductio
           "stack": make_stack, "where": make_where, "clip": make_clip,
           "label_loss": make_label_loss, "pair_loss": make_pair_loss,
           "rearrange": make_rearrange, "join": make_join, "split": make_split,
-          "product": make_product, "linalg": make_linalg}
+          "product": make_product, "linalg": make_linalg, "loop": make_loop,
+          "random": make_random}
 
 
 def categories():
