@@ -650,7 +650,7 @@ def make_linalg(b, name):
         v = b.operand(((2,) if rng.random() < 0.3 else ()) + (n, n))
     s = b.shape(v)
     n = s[-1]
-    m = "(gc.tanh({0}) * 0.2 + np.eye(%d))" % n
+    m = "(gc.tanh({0}) * 0.2 + np.eye(%d, dtype=np.float32))" % n     # float32: no promotion
     lib = b.choice(["gc.linalg", "np.linalg"])
     if name == "solve":
         rhs = (n,) if rng.random() < 0.3 else s[:-2] + (n, int(rng.integers(1, 3)))
@@ -701,7 +701,7 @@ def make_random(b, name):
     if name.endswith("uniform"):
         return "({0} * gc.random.uniform(%s, %r, minval=0.5, maxval=1.5))" % (key, shape), (v,)
     if name.endswith("normal"):
-        return "({0} + 0.1 * gc.random.normal(%s, %r, dtype=np.float64))" % (key, shape), (v,)
+        return "({0} + 0.1 * gc.random.normal(%s, %r))" % (key, shape), (v,)
     return "gc.where(gc.random.bernoulli(%s, 0.7, %r), {0} / 0.7, 0.0)" % (key, shape), (v,)
 
 
