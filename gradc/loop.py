@@ -36,6 +36,14 @@ def output_avals(body, length, n_carry):
 
 
 def shape_rule(*avals, body, length, reverse, n_carry, n_xs, select):
+    # The kernels read each input as the body's type says: one of another dtype (a derivative
+    # rule's float64 tangent for a float32 carry, once) would be read as garbage, not converted.
+    wants = body.inputs[1:]
+    for k, ((_, dtype), want) in enumerate(zip(avals, wants)):
+        if np.dtype(dtype) != np.dtype(want.dtype):
+            role = "carry" if k < n_carry else "xs" if k < n_carry + n_xs else "closed-over value"
+            raise TypeError(f"gradc internal error: a loop's {role} (input {k}) is {np.dtype(dtype)}"
+                            f" but its body takes {np.dtype(want.dtype)}")
     chosen = [output_avals(body, length, n_carry)[k] for k in select]
     if len(chosen) == 1:
         return chosen[0]

@@ -602,9 +602,11 @@ det = define(Primitive("det", "linalg", _det_impl, _det_rule, jvp=_det_jvp, vjp=
 
 
 def _phi(x):
-    """The lower triangle of x with its diagonal halved."""
+    """The lower triangle of x with its diagonal halved (the mask in x's dtype: a float64 mask
+    made float32 Cholesky derivatives float64, and a loop reading one as its float32 tangent read
+    garbage in C; found by the fuzzer)."""
     n = x.shape[-1]
-    return G.multiply(x, np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n))
+    return G.multiply(x, (np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)).astype(x.dtype))
 
 
 def _cholesky_jvp(t, a, out):

@@ -1459,3 +1459,17 @@ def test_integer_division_ops_by_zero_give_zero_as_numpy(name, backend):
     got = gc.jit(lambda a, b: getattr(np, name)(a, b), backend=backend)(a, b)
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["inv", "det", "slogdet", "cholesky", "solve"])
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_linalg_derivatives_keep_float32(name, backend):
+    """Forward and reverse derivatives of float32 linalg ops are float32: Cholesky's rules once
+    multiplied by a float64 mask, and a float32 loop fed that tangent read it as garbage in C."""
+    a = (np.eye(3) * 2 + 0.3 * np.random.default_rng(0).uniform(-1, 1, (3, 3))).astype(np.float32)
+    a = a @ a.T
+    fn = {"solve": lambda a: gc.linalg.solve(a, a[0]), "slogdet": lambda a: gc.linalg.slogdet(a)[1]
+          }.get(name, getattr(gc.linalg, name))
+    _, tangent = gc.jit(lambda a, t: gc.jvp(fn, (a,), (t,)), backend=backend)(a, a)
+    grad = gc.jit(gc.grad(lambda a: gc.sum(fn(a))), backend=backend)(a)
+    assert tangent.dtype == grad.dtype == np.float32
