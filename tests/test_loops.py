@@ -312,6 +312,24 @@ def test_residual_stacks_are_read_in_place():
     assert stats["workspace_bytes"] < 4.5 * carry_stack      # 7.1 stacks when they were copied
 
 
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_loop_output_read_through_a_transpose_products_cannot_fold(n):
+    """A loop's output in place (a block of the loop node's memory) read through a transpose that
+    a loop copies (not a swap of the last two axes): the copy had no pointer to read (KeyError
+    while emitting C; found by the fuzzer)."""
+    def f(x1, x2, x3):
+        v = gc.transpose(x1 @ x2, (2, 1, 0))
+        return gc.fori_loop(0, n, lambda i, c: np.cos(c * 0.8) + x3 * 0.5, v)
+    rng = np.random.default_rng(0)
+    args = rng.uniform(-1, 1, (2, 2, 1)), rng.uniform(-1, 1, (1, 1)), rng.uniform(-1, 1, (1, 1, 1))
+    w = rng.uniform(-1, 1, (1, 2, 2))
+    vg = gc.value_and_grad(lambda *a: gc.sum(f(*a) * w), argnums=(0, 1, 2))
+    got, want = gc.jit(vg)(*args), gc.jit(vg, backend="numpy")(*args)
+    for g, e in zip(gc.tree_leaves(got), gc.tree_leaves(want)):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
+    gc.check_grad(lambda *a: gc.sum(f(*a) * w), *args)
+
+
 def test_rk4_benchmark_gradient_equals_hand_written_adjoint():
     from bench import loops as B
     args = B.ode_inputs()

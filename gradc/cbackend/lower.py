@@ -62,7 +62,8 @@ def products(plan):
         if node.prim.c == "matmul" and node.inputs[1].prim.c == "transpose" \
                 and P.is_small_product(node):
             transposed_b[node.inputs[1].id] = transposed_b.get(node.inputs[1].id, 0) + 1
-    blocks = _loop_output_blocks(nodes, outputs)
+    blocks = _loop_output_blocks(nodes, outputs, lambda t: P._matmul_operand(t) is not None
+                                 and transposed_b.get(t.id, 0) < 2)
     for node in nodes:
         if P.is_flat_reshape(node) and P.is_view(node.inputs[0]) and node.id not in blocks:
             materialized.add(node.inputs[0].id)
@@ -132,10 +133,11 @@ def _product_sums(nodes, outputs):
     return {m.id: root for root in roots for m in terms[root.id]}, set(terms)
 
 
-def _loop_output_blocks(nodes, outputs):
+def _loop_output_blocks(nodes, outputs, folded_transpose):
     """{flat reshape id: (loop node, element offset)} for the outputs of a loop node (gc.scan packs
-    them into one value) that are read where they are, by products (possibly transposed) and
-    loops only: a contiguous block of the loop node's memory, not a copy."""
+    them into one value) that are read where they are, by products (possibly through a transpose
+    they fold: `folded_transpose(node)`) and loops only: a contiguous block of the loop node's
+    memory, not a copy."""
     users = {}
     for node in nodes:
         for inp in node.inputs:
@@ -144,8 +146,11 @@ def _loop_output_blocks(nodes, outputs):
     def read_in_place(node):
         if node.prim.c in ("matmul", "scan"):
             return True
-        return node.prim.c == "transpose" and node.id not in outputs and \
-            all(u.prim.c == "matmul" for u in users.get(node.id, ()))
+        # NOTE: a transpose the products do not fold (not a swap of the last two axes, or a B^T
+        # copied once) is copied by a loop, which cannot read a block: the reshape's pointer was
+        # never declared (KeyError in emit; found by the fuzzer).
+        return node.prim.c == "transpose" and node.id not in outputs and folded_transpose(node) \
+            and all(u.prim.c == "matmul" for u in users.get(node.id, ()))
 
     blocks = {}
     for node in nodes:
