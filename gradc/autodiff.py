@@ -9,8 +9,24 @@ def _linear_args(prim, n):
     return range(n) if prim.linear_args is None else prim.linear_args
 
 
+def _same_dtypes(prim, values, derivatives, what):
+    """derivatives, checked to have their values' float dtypes: a rule that promotes (a float64
+    constant in a float32 rule, once Cholesky's) would change the user's result types, and a
+    loop fed such a tangent as its carry read it as garbage in C."""
+    for value, d in zip(values, derivatives):
+        want = ops._dtype_of(value)
+        if d is not None and want.kind == "f" and ops._dtype_of(d) != want:
+            raise TypeError(f"gradc internal error: {prim.name}'s {what} rule made a "
+                            f"{ops._dtype_of(d)} derivative for a {want} value")
+    return derivatives
+
+
 def vjp_rule(prim, primals, out, ct, params):
     """Cotangents of a primitive's inputs given the cotangent of its output (None: no gradient)."""
+    return _same_dtypes(prim, primals, _vjp_rule(prim, primals, out, ct, params), "vjp")
+
+
+def _vjp_rule(prim, primals, out, ct, params):
     if prim.vjp is not None:
         return prim.vjp(ct, *primals, out, **params)
     if prim.transpose is not None:
@@ -22,6 +38,10 @@ def vjp_rule(prim, primals, out, ct, params):
 
 def jvp_rule(prim, primals, out, tangents, params):
     """The output tangent of a primitive given its input tangents (None: zero)."""
+    return _same_dtypes(prim, [out], [_jvp_rule(prim, primals, out, tangents, params)], "jvp")[0]
+
+
+def _jvp_rule(prim, primals, out, tangents, params):
     if prim.jvp is not None:
         return prim.jvp(tangents, *primals, out, **params)
     if prim.transpose is not None:   # linear: apply the op itself to the tangents

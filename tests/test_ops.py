@@ -1473,3 +1473,14 @@ def test_linalg_derivatives_keep_float32(name, backend):
     _, tangent = gc.jit(lambda a, t: gc.jvp(fn, (a,), (t,)), backend=backend)(a, a)
     grad = gc.jit(gc.grad(lambda a: gc.sum(fn(a))), backend=backend)(a)
     assert tangent.dtype == grad.dtype == np.float32
+
+
+def test_a_derivative_rule_that_changes_the_dtype_is_an_internal_error(monkeypatch):
+    """Every jvp/vjp rule's result is checked against its value's dtype (autodiff.py)."""
+    from gradc import primitives as P
+    monkeypatch.setattr(P, "_phi", lambda x: P.G.multiply(x, np.ones(x.shape[-2:])))  # float64
+    a = np.array([[1.3]], np.float32)
+    with pytest.raises(TypeError, match="cholesky's jvp rule made a float64 derivative"):
+        gc.jvp(gc.linalg.cholesky, (a,), (a,))
+    with pytest.raises(TypeError, match="cholesky's vjp rule made a float64 derivative"):
+        gc.grad(lambda x: gc.sum(gc.linalg.cholesky(x)))(a)
