@@ -424,18 +424,23 @@ def make_concatenate(b, name):
     return fn % (", ".join(items), axis), tuple(args)
 
 
+def _same_shape_list(b, v):
+    """(the list's items as "{0}, {1}, {0}", its distinct variables): v and 1-2 more of its shape
+    (v itself again, or another variable or new input)."""
+    args = [v] + [v if b.rng.random() < 0.3 else b.operand(b.shape(v))
+                  for _ in range(int(b.rng.integers(1, 3)))]
+    names = sorted(set(args), key=args.index)
+    return ", ".join("{%d}" % names.index(a) for a in args), tuple(names)
+
+
 def make_stack(b, name):
-    rng = b.rng
     v = b.pick()
     if v is None:
         return None
-    s = b.shape(v)
-    args = [v] + [v if rng.random() < 0.3 else b.operand(s) for _ in range(int(rng.integers(1, 3)))]
-    axis = int(rng.integers(-len(s) - 1, len(s) + 1))
-    names = sorted(set(args), key=args.index)
-    items = ", ".join("{%d}" % names.index(a) for a in args)
+    items, names = _same_shape_list(b, v)
+    nd = len(b.shape(v))
     spelling = b.choice(["gc.stack([%s], axis=%d)", "np.stack([%s], axis=%d)"])
-    return spelling % (items, axis), tuple(names)
+    return spelling % (items, int(b.rng.integers(-nd - 1, nd + 1))), names
 
 
 def _threshold(b, v):
@@ -573,11 +578,8 @@ def make_join(b, name):
     v = b.pick()
     if v is None:
         return None
-    args = [v] + [v if b.rng.random() < 0.3 else b.operand(b.shape(v))
-                  for _ in range(int(b.rng.integers(1, 3)))]
-    names = sorted(set(args), key=args.index)
-    items = ", ".join("{%d}" % names.index(a) for a in args)
-    return b.choice([f"gc.{name}([%s])", f"np.{name}((%s,))"]) % items, tuple(names)
+    items, names = _same_shape_list(b, v)
+    return b.choice([f"gc.{name}([%s])", f"np.{name}((%s,))"]) % items, names
 
 
 def make_split(b, name):
@@ -603,11 +605,10 @@ def _letters(rng, count, used=""):
 
 
 def make_product(b, name):
-    rng = b.rng
     a = b.pick(lambda x: x.ndim >= 1)
     if a is None:
         return None
-    s = b.shape(a)
+    rng, s = b.rng, b.shape(a)
     if name == "outer":
         return b.choice(["gc.outer({0}, {1})", "np.outer({0}, {1})"]), (
             a, b.operand(random_shape(rng, 2)))
