@@ -62,8 +62,11 @@ def products(plan):
         if node.prim.c == "matmul" and node.inputs[1].prim.c == "transpose" \
                 and P.is_small_product(node):
             transposed_b[node.inputs[1].id] = transposed_b.get(node.inputs[1].id, 0) + 1
-    blocks = _loop_output_blocks(nodes, outputs, lambda t: P._matmul_operand(t) is not None
-                                 and transposed_b.get(t.id, 0) < 2)
+
+    def gemm_reads(inp):
+        """Whether a product's GEMM call reads operand `inp` where it is (else it is copied)."""
+        return P._matmul_operand(inp) is not None and transposed_b.get(inp.id, 0) < 2
+    blocks = _loop_output_blocks(nodes, outputs, gemm_reads)
     for node in nodes:
         if P.is_flat_reshape(node) and P.is_view(node.inputs[0]) and node.id not in blocks:
             materialized.add(node.inputs[0].id)
@@ -77,7 +80,7 @@ def products(plan):
                 operand = (base, operand[1], operand[2] + offset)
             if node.prim.c == "scan" and inp.id in blocks:
                 folded[inp.id] = (blocks[inp.id][0], False, blocks[inp.id][1])
-            elif operand is not None and transposed_b.get(inp.id, 0) < 2:
+            elif operand is not None and gemm_reads(inp):
                 folded[inp.id] = operand
             elif P.is_view(inp):
                 materialized.add(inp.id)
@@ -133,11 +136,11 @@ def _product_sums(nodes, outputs):
     return {m.id: root for root in roots for m in terms[root.id]}, set(terms)
 
 
-def _loop_output_blocks(nodes, outputs, folded_transpose):
+def _loop_output_blocks(nodes, outputs, gemm_reads):
     """{flat reshape id: (loop node, element offset)} for the outputs of a loop node (gc.scan packs
     them into one value) that are read where they are, by products (possibly through a transpose
-    they fold: `folded_transpose(node)`) and loops only: a contiguous block of the loop node's
-    memory, not a copy."""
+    their GEMM calls read in place: `gemm_reads(node)`) and loops only: a contiguous block of the
+    loop node's memory, not a copy."""
     users = {}
     for node in nodes:
         for inp in node.inputs:
@@ -149,7 +152,7 @@ def _loop_output_blocks(nodes, outputs, folded_transpose):
         # NOTE: a transpose the products do not fold (not a swap of the last two axes, or a B^T
         # copied once) is copied by a loop, which cannot read a block: the reshape's pointer was
         # never declared (KeyError in emit; found by the fuzzer).
-        return node.prim.c == "transpose" and node.id not in outputs and folded_transpose(node) \
+        return node.prim.c == "transpose" and node.id not in outputs and gemm_reads(node) \
             and all(u.prim.c == "matmul" for u in users.get(node.id, ()))
 
     blocks = {}
