@@ -185,7 +185,7 @@ GRADC_REGION_FN void gradc_region_end(const gradc_region *rg) {
     /* NOTE: after an idle stretch (between calls, or after regions run alone) the others must
      * wake first; judged, that wait sent regions to run alone: the transformer step called every
      * 20 ms took 11.4-12.2 ms at the 90th percentile (one thread: 5.3 ms), 4.0-4.4 ms unjudged
-     * (2-core AMD, three alternating pairs; mlp[1024] the same either way). */
+     * (2-core AMD, three alternating pairs; mlp[1024] within noise either way). */
     if (rg->after_idle) return;
     /* what the others' chunks would have cost this thread, at its pace in this region */
     double saved = rg->own_chunks ? (rg->n - rg->own_chunks) * own / rg->own_chunks : waited;
